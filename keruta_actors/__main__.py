@@ -1,0 +1,5 @@
+import sys
+
+from keruta_actors.cli import main
+
+sys.exit(main())

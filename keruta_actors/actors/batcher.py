@@ -1,0 +1,118 @@
+"""The batching stage, and the keeper of what is delivered.
+
+Records are cut into wire batches by `policy.batching.BatchPolicy`: a full
+batch goes at once; a partial one goes when the link is idle (low latency) or
+when its oldest record has waited `flushInterval` (so under load, records
+accumulate into full batches). Every batch handed to a connection stays in the
+`DeliveryLedger` until the server confirms it, and goes to the next connection
+again if this one fails first.
+
+While more records wait here than the adaptive buffer allows, upstream is
+held back. When the final chunk has arrived and everything is confirmed, the
+supervisor hears `Drained`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from keruta_actors.actors.stage import Stage
+from keruta_actors.messages import (
+    Batches,
+    BatchesAcked,
+    Chunk,
+    Configure,
+    DeliveryReport,
+    Drained,
+    ReportDelivery,
+    UseConnection,
+)
+from keruta_actors.policy.adaptive_buffer import AdaptiveBuffer, buffer_cap_for_memory
+from keruta_actors.policy.batching import BatchPolicy
+from keruta_actors.policy.delivery import DeliveryLedger
+
+# Bytes one wire batch may carry: well under common WebSocket message limits.
+MAX_BATCH_BYTES = 256 * 1024
+# Batches handed to the connection and not yet confirmed.
+MAX_IN_FLIGHT_BATCHES = 256
+# Batches per message to the connection: one hop's cost is shared by all.
+BATCHES_PER_MESSAGE = 128
+
+
+class Batcher(Stage):
+    def on_configure(self, message: Configure) -> None:
+        streaming = message.settings.log_streaming
+        self.policy = BatchPolicy(streaming.batch_size, streaming.flush_interval, MAX_BATCH_BYTES)
+        self.ledger = DeliveryLedger(MAX_IN_FLIGHT_BATCHES)
+        self.buffer = AdaptiveBuffer(
+            streaming.buffer_size,
+            buffer_cap_for_memory(streaming.performance.memory_limit_mb),
+        )
+        self.ready: deque[tuple] = deque()  # batches cut, waiting for room in flight
+        self.ready_records = 0
+        self.connection = None
+        self.draining = False
+        self.drained_sent = False
+
+    def on_chunk(self, chunk: Chunk) -> None:
+        self.policy.offer(chunk.records, time.monotonic())
+        self.draining = self.draining or chunk.final
+        self.buffer.adjust(self.waiting())
+        self._dispatch(time.monotonic())
+
+    def holding_back(self) -> bool:
+        return self.waiting() >= self.buffer.size
+
+    def waiting(self) -> int:
+        """Records held here and not yet handed to a connection."""
+        return self.policy.pending() + self.ready_records
+
+    def on_tick(self, now: float) -> None:
+        self._dispatch(now)
+        self.settle_upstream()
+
+    def receiveMsg_UseConnection(self, message: UseConnection, sender) -> None:
+        self.connection = message.connection
+        if self.connection is not None:
+            self._send(self.ledger.unacked())
+            self._dispatch(time.monotonic())
+
+    def receiveMsg_BatchesAcked(self, message: BatchesAcked, sender) -> None:
+        self.ledger.acked(message.batch_ids, time.time())
+        self._dispatch(time.monotonic())
+        self.settle_upstream()
+
+    def receiveMsg_ReportDelivery(self, message: ReportDelivery, sender) -> None:
+        self.send(
+            sender,
+            DeliveryReport(
+                delivered=self.ledger.delivered,
+                undelivered=self.ledger.undelivered + self.waiting(),
+                filtered=dict(self.not_shipped),
+            ),
+        )
+
+    def _dispatch(self, now: float) -> None:
+        if self.connection is not None:
+            link_idle = self.ledger.in_flight == 0 and not self.ready
+            for batch in self.policy.take(now, link_idle=link_idle, draining=self.draining):
+                self.ready.append(batch)
+                self.ready_records += len(batch)
+            handed = [self.ready.popleft() for _ in range(min(self.ledger.room, len(self.ready)))]
+            if handed:
+                self.ready_records -= sum(len(batch) for batch in handed)
+                self._send(self.ledger.open(handed))
+        deadline = self.policy.next_deadline()
+        if deadline is not None:
+            self.wake_at(deadline)
+        self._report_if_drained()
+
+    def _send(self, numbered: list) -> None:
+        for start in range(0, len(numbered), BATCHES_PER_MESSAGE):
+            self.send(self.connection, Batches(tuple(numbered[start : start + BATCHES_PER_MESSAGE])))
+
+    def _report_if_drained(self) -> None:
+        if self.draining and not self.drained_sent and self.waiting() == 0 and self.ledger.in_flight == 0:
+            self.drained_sent = True
+            self.send(self.configured.supervisor, Drained(self.ledger.delivered))

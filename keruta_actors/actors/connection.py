@@ -1,0 +1,157 @@
+"""The WebSocket connection stage: one actor per connection attempt.
+
+It connects when configured, sends the batches the batcher hands it, and
+reports which ones the server confirmed. When the link fails it says so to
+the supervisor (`LinkLost`) and does nothing more: the supervisor retires it
+and, following the reconnect policy, starts a fresh one, to which the batcher
+hands every batch still unconfirmed. Keeping one connection per actor means a
+reconnect always starts from a clean state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from thespian.actors import ActorExitRequest, ThespianWatch, WatchMessage
+
+from keruta_actors.actors.base import KerutaActor
+from keruta_actors.adapters.websocket_link import Credentials, WebSocketLink
+from keruta_actors.errors import LinkError
+from keruta_actors.messages import Batches, BatchesAcked, Configure, LinkLost, LinkUp
+from keruta_actors.policy.receipts import Receipts, encode_batch
+from keruta_actors.records import LogMessageEncoder
+
+# Server frames larger than this are not parsed: a hostile server must not
+# make the agent spend its time on them.
+MAX_SERVER_FRAME = 1 << 20
+
+
+class Connection(KerutaActor):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.link: WebSocketLink | None = None
+        self.lost = False
+
+    def receiveMessage(self, message, sender):
+        super().receiveMessage(message, sender)
+        # Thespian watches only the descriptors named in the latest return value.
+        if self.link is not None and not self.lost:
+            return ThespianWatch([self.link.wake_fd])
+        return None
+
+    def receiveMsg_Configure(self, message: Configure, sender) -> None:
+        if self.link is not None:
+            return  # a repeated delivery of the same Configure
+        self.configured = message
+        self.batcher = message.downstream
+        self.receipts = Receipts()
+        self.encoder = LogMessageEncoder(message.plan.task_id)
+        websocket = message.settings.websocket
+        self.heartbeat = websocket.heartbeat_interval
+        self.link = WebSocketLink(
+            url=f"{websocket.url.rstrip('/')}/{message.plan.task_id}",
+            credentials=credentials_from(message.settings.auth),
+            timeout=websocket.timeout,
+            verify_cert=websocket.security.verify_cert,
+            ca_file=websocket.security.cert_path,
+        )
+        try:
+            self.link.connect()
+        except LinkError as error:
+            self._lose(str(error), error.fatal)
+            return
+        self.send(message.supervisor, LinkUp(message.generation, ()))
+        self.wake_at(time.monotonic() + self.heartbeat)
+
+    def receiveMsg_Batches(self, message: Batches, sender) -> None:
+        if self.lost:
+            return
+        self._handle_events()  # a hello may be waiting: it decides the framing
+        try:
+            for batch_id, records in message.batches:
+                for frame in encode_batch(batch_id, records, self.encoder, self.receipts.batch_frames):
+                    self.link.send_text(frame)
+            ping = self.receipts.sent(tuple(batch_id for batch_id, _ in message.batches), time.monotonic())
+            if ping is not None:
+                self.link.ping(ping.marker)
+        except LinkError as error:
+            self._lose(str(error))
+
+    def receiveMsg_WatchMessage(self, message: WatchMessage, sender) -> None:
+        if not self.lost:
+            self._handle_events()
+
+    def on_tick(self, now: float) -> None:
+        if self.lost:
+            return
+        oldest = self.receipts.oldest_unanswered()
+        if oldest is not None and now - oldest > self.heartbeat:
+            self._lose(f"no pong from the server for {now - oldest:.0f}s")
+            return
+        try:
+            self.link.ping(self.receipts.ping(now).marker)
+        except LinkError as error:
+            self._lose(str(error))
+            return
+        self.wake_at(now + self.heartbeat)
+
+    def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
+        if self.link is not None:
+            self.link.close()
+
+    def _handle_events(self) -> None:
+        confirmed: list[int] = []
+        for event in self.link.events():
+            if event.kind == "pong":
+                confirmed.extend(self.receipts.ponged(event.data))
+            elif event.kind == "text":
+                confirmed.extend(self._server_frame(event.data))
+            elif event.kind == "closed":
+                self._confirm(confirmed)
+                self._lose(event.data)
+                return
+        self._confirm(confirmed)
+
+    def _server_frame(self, text: str) -> tuple[int, ...]:
+        """Act on one frame from the server; returns the batches it confirms."""
+        if len(text) > MAX_SERVER_FRAME:
+            self.log.warning("ignored a %d-byte frame from the server", len(text))
+            return ()
+        try:
+            frame = json.loads(text)
+            kind = frame["type"]
+        except (ValueError, TypeError, KeyError):
+            self.log.warning("ignored a frame from the server that is not a JSON message: %.80r", text)
+            return ()
+        if kind == "ack":
+            return self.receipts.acked(frame.get("batchId"))
+        if kind == "hello":
+            self.receipts.announced(frame.get("capabilities") or [])
+        elif kind == "ping":
+            self.link.send_text('{"type":"pong"}')
+        elif kind == "error":
+            self.log.warning("the server reported %s: %s", frame.get("code"), frame.get("message"))
+        elif kind != "subscribed":
+            self.log.warning("ignored a server message of unknown type %.40r", kind)
+        return ()
+
+    def _confirm(self, batch_ids: list[int]) -> None:
+        if batch_ids:
+            self.send(self.batcher, BatchesAcked(tuple(batch_ids)))
+
+    def _lose(self, problem: str, fatal: bool = False) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        if self.link is not None:
+            self.link.close()
+        self.send(self.configured.supervisor, LinkLost(self.configured.generation, problem, fatal))
+
+
+def credentials_from(auth) -> Credentials | None:
+    if auth.type == "api-key" and auth.api_key:
+        return Credentials("api-key", auth.api_key)
+    if auth.token:
+        return Credentials("bearer", auth.token)
+    return None

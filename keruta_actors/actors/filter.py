@@ -1,0 +1,28 @@
+"""The filter stage: drops what must not be shipped, masks what must not leak.
+
+The decisions (exclude and include patterns, the level threshold, masking the
+configured credentials) are `policy.filters.FilterChain`'s; this actor only
+applies the chain to each chunk and passes on the survivors and the counts.
+"""
+
+from __future__ import annotations
+
+from keruta_actors.actors.stage import Stage
+from keruta_actors.messages import Chunk, Configure
+from keruta_actors.policy.filters import FilterChain
+
+
+class Filter(Stage):
+    def on_configure(self, message: Configure) -> None:
+        streaming = message.settings.log_streaming
+        auth = message.settings.auth
+        self.chain = FilterChain(
+            exclude_patterns=streaming.filters.exclude_patterns,
+            include_patterns=streaming.filters.include_patterns,
+            min_level=streaming.level,
+            secrets=tuple(secret for secret in (auth.token, auth.api_key) if secret),
+        )
+
+    def on_chunk(self, chunk: Chunk) -> None:
+        kept, not_shipped = self.chain.apply(chunk.records)
+        self.emit(kept, chunk.final, not_shipped)

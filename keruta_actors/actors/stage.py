@@ -1,0 +1,99 @@
+"""What every pipeline stage shares: configuration by message, chunk intake
+with credit back to upstream, and a bounded outbox to the next stage.
+
+A subclass implements `on_configure` and `on_chunk`, and calls `emit` with
+what it passes on. It may override `holding_back` to keep upstream waiting
+while it holds records of its own (the rate limiter and the batcher do).
+
+Handlers may run twice (Thespian retries a handler that raised), so a chunk
+whose sequence number was already handled is only acknowledged again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+from thespian.actors import PoisonMessage
+
+from keruta_actors.actors.base import KerutaActor
+from keruta_actors.messages import Chunk, ChunkAccepted, Configure
+from keruta_actors.policy.flow import Cut, Outbox
+
+# Chunks a stage may have in flight to the next: below Thespian's 20 pending
+# transmits, with room for control messages.
+CREDIT_WINDOW = 8
+# Records per chunk at most: a hop's ~1 ms is shared by many lines, and one
+# chunk still pickles in a few milliseconds.
+MAX_CHUNK_RECORDS = 4096
+
+
+class Stage(KerutaActor):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.configured: Configure | None = None
+        self.outbox = Outbox(CREDIT_WINDOW, MAX_CHUNK_RECORDS)
+        self._next_seq = 1
+        self._last_seq_in = 0
+        self._upstream = None
+        self._owed: deque[int] = deque()  # upstream chunks accepted but not yet acknowledged
+        self.not_shipped: Counter[str] = Counter()
+
+    # -- for subclasses -----------------------------------------------------------
+
+    def on_configure(self, message: Configure) -> None:
+        """Build the stage's policy from the settings."""
+
+    def on_chunk(self, chunk: Chunk) -> None:
+        """Handle one chunk from upstream; call `emit` for what goes on."""
+        raise NotImplementedError
+
+    def holding_back(self) -> bool:
+        """True while upstream must wait before sending more."""
+        return self.outbox.congested
+
+    def emit(self, records, final: bool = False, not_shipped: Counter | None = None) -> None:
+        """Pass records on to the next stage (coalesced into chunks by the
+        outbox), with counts of records not shipped since the last chunk."""
+        if not_shipped:
+            self.not_shipped.update(not_shipped)
+        if self.outbox.closed and not records:
+            return  # the end of the stream was already passed on
+        self._send_cuts(self.outbox.add(records, final))
+
+    def settle_upstream(self) -> None:
+        """Acknowledge upstream chunks that were held back, once there is room."""
+        while self._owed and not self.holding_back():
+            self.send(self._upstream, ChunkAccepted(self._owed.popleft()))
+
+    # -- message handlers ---------------------------------------------------------------
+
+    def receiveMsg_Configure(self, message: Configure, sender) -> None:
+        self.configured = message
+        self.on_configure(message)
+
+    def receiveMsg_Chunk(self, chunk: Chunk, sender) -> None:
+        self._upstream = sender
+        if chunk.seq > self._last_seq_in:
+            self.not_shipped.update(dict(chunk.not_shipped))
+            self.on_chunk(chunk)
+            self._last_seq_in = chunk.seq
+        self._owed.append(chunk.seq)
+        self.settle_upstream()
+
+    def receiveMsg_ChunkAccepted(self, message: ChunkAccepted, sender) -> None:
+        self._send_cuts(self.outbox.accepted())
+        self.settle_upstream()
+
+    def receiveMsg_PoisonMessage(self, message: PoisonMessage, sender) -> None:
+        # The next stage failed twice on a chunk. Free its credit so the rest
+        # of the stream still flows, and let the supervisor count the loss.
+        if isinstance(message.poisonMessage, Chunk):
+            self._send_cuts(self.outbox.accepted())
+        self.send(self.configured.supervisor, message)
+
+    def _send_cuts(self, cuts: list[Cut]) -> None:
+        for cut in cuts:
+            counts = tuple(sorted(self.not_shipped.items()))
+            self.not_shipped.clear()
+            self.send(self.configured.downstream, Chunk(self._next_seq, cut.records, cut.final, counts))
+            self._next_seq += 1

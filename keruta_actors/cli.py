@@ -1,0 +1,163 @@
+"""`python -m keruta_actors` / `keruta-actors`: the command line (SPEC §2).
+
+Every expected failure ends in one line on stderr that says what and where,
+and an exit code: 2 for bad usage or configuration, 127/126 for a command
+that cannot be run, otherwise the child's own exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+from keruta_actors import __version__
+from keruta_actors.config import ConfigError, load_settings, masked_dict, validate_only
+from keruta_actors.messages import RunPlan
+
+PROG = "keruta-actors"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{PROG}: config: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Stream a keruta task's output to the keruta API.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    start = commands.add_parser("start", help="run a command and stream its output")
+    add_run_options(start)
+    start.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+    start.set_defaults(handler=cmd_start)
+
+    execute = commands.add_parser("execute", help="run a script and stream its output")
+    add_run_options(execute)
+    execute.add_argument("--script", required=True, metavar="PATH")
+    execute.set_defaults(handler=cmd_execute)
+
+    config = commands.add_parser("config", help="validate or show the effective configuration")
+    config.add_argument("action", choices=("check", "show"))
+    config.add_argument("--config", action="append", default=[], metavar="FILE")
+    config.set_defaults(handler=cmd_config)
+
+    receiver = commands.add_parser("receiver", help="run the reference keruta API log receiver")
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--port", type=int, default=8080)
+    receiver.add_argument("--db", default="keruta-receiver.db", metavar="PATH")
+    receiver.add_argument("--token", default=None, help="require this token from agents")
+    receiver.set_defaults(handler=cmd_receiver)
+    return parser
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task-id", default=os.environ.get("KERUTA_TASK_ID"), metavar="ID",
+                        help="the keruta task id (default: $KERUTA_TASK_ID)")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="a YAML, JSON or TOML file; may be repeated")
+    parser.add_argument("--log-level", metavar="LEVEL", help="the agent's own log level")
+    parser.add_argument("--verbose", action="store_true", help="the agent's own log at DEBUG")
+    parser.add_argument("--disable-log-streaming", action="store_true",
+                        help="run the command without streaming its output")
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        return usage_error("start needs a command after --, e.g. start --task-id T -- ./job.sh")
+    return run(args, tuple(command), script_path="")
+
+
+def cmd_execute(args: argparse.Namespace) -> int:
+    return run(args, (args.script,), script_path=args.script)
+
+
+def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str) -> int:
+    if not args.task_id:
+        return usage_error("--task-id is required (or set KERUTA_TASK_ID)")
+    settings = load_settings(args.config, overrides=run_overrides(args))
+    if not settings.log_streaming.enabled:
+        return run_without_streaming(command)
+    from keruta_actors.agent import run_agent  # Thespian is needed only from here on
+
+    plan = RunPlan(
+        task_id=args.task_id,
+        run_id=uuid.uuid4().hex[:12],
+        command=command,
+        script_path=script_path,
+        hostname=socket.gethostname(),
+        agent_version=__version__,
+    )
+    finished = run_agent(settings, plan)
+    if finished.problem:
+        print(f"{PROG}: {finished.problem}", file=sys.stderr)
+    return finished.exit_code
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    if args.log_level:
+        overrides["logging.level"] = args.log_level
+    if args.verbose:
+        overrides["logging.level"] = "DEBUG"
+    if args.disable_log_streaming:
+        overrides["logStreaming.enabled"] = False
+    return overrides
+
+
+def run_without_streaming(command: tuple[str, ...]) -> int:
+    try:
+        code = subprocess.call(command)
+    except FileNotFoundError:
+        print(f"{PROG}: command not found: {command[0]}", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"{PROG}: permission denied: {command[0]}", file=sys.stderr)
+        return 126
+    return 128 - code if code < 0 else code
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        for warning in validate_only(args.config):
+            print(f"{PROG}: config: warning: {warning}", file=sys.stderr)
+        print("configuration is valid")
+        return 0
+    print(json.dumps(masked_dict(load_settings(args.config)), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    try:
+        from keruta_actors.receiver.app import run_receiver
+    except ImportError as error:
+        print(f"{PROG}: the receiver needs its extra: pip install 'keruta-actors[receiver]' ({error})", file=sys.stderr)
+        return 2
+    try:
+        run_receiver(host=args.host, port=args.port, db_path=args.db, token=args.token)
+    except OSError as error:
+        print(f"{PROG}: receiver: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def usage_error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2

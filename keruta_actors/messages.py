@@ -1,0 +1,206 @@
+"""Every message the actors exchange, in one place.
+
+The flow (each arrow is a Thespian send; the README's design section has the
+measurements behind it):
+
+    CLI --StartAgent--> Supervisor --Configure*--> every stage
+    SourceReader --Chunk--> Filter --Chunk--> RateLimiter --Chunk--> Batcher
+    Batcher --Batches--> Connection --(WebSocket)--> keruta API
+    Connection --BatchesAcked--> Batcher --Drained--> Supervisor --AgentFinished--> CLI
+
+Rules every type here keeps:
+- frozen, slotted dataclasses with plain, pickle-able fields (Thespian drops
+  an unpicklable message silently on the TCP base; a test round-trips each);
+- data messages carry a chunk of records, never one line: a hop costs ~1 ms of
+  CPU per message whatever its size;
+- messages that carry records have an O(1) `repr`, because Thespian formats
+  every message it sends;
+- facts are named in the past tense, commands in the imperative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# --- Set-up and shutdown ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What this agent run streams, decided by the CLI."""
+
+    task_id: str
+    run_id: str
+    command: tuple[str, ...]
+    script_path: str = ""
+    hostname: str = ""
+    agent_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StartAgent:
+    """CLI -> Supervisor: build the pipeline and run the plan."""
+
+    settings: Any  # config.Settings
+    plan: RunPlan
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    """Supervisor -> a stage. `createActor` takes no arguments, so every actor
+    learns its settings, its neighbours and its supervisor from this."""
+
+    settings: Any  # config.Settings
+    plan: RunPlan
+    supervisor: Any  # ActorAddress
+    downstream: Any = None  # ActorAddress of the next stage, if any
+    generation: int = 0  # which incarnation of a restartable actor this is
+
+
+@dataclass(frozen=True, slots=True)
+class Terminate:
+    """CLI -> Supervisor -> SourceReader: a signal arrived; pass it to the child."""
+
+    signum: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFinished:
+    """Supervisor -> CLI: the run is over and the agent may exit."""
+
+    exit_code: int
+    delivered: int
+    undelivered: int
+    filtered: dict[str, int] = field(default_factory=dict)
+    problem: str = ""  # one line for the user when the run did not go as planned
+
+
+# --- Records flowing down the pipeline -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Chunk:
+    """Records on their way down the pipeline. `final` marks the last chunk a
+    stage will ever send: every source is closed and the child has exited."""
+
+    seq: int
+    records: tuple  # of records.Record tuples
+    final: bool = False
+    not_shipped: tuple = ()  # ((reason, count), ...) counted upstream of here
+
+    def __repr__(self) -> str:
+        return f"Chunk(seq={self.seq}, n={len(self.records)}, final={self.final})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkAccepted:
+    """A stage -> its upstream: chunk `seq` is taken care of; send another.
+    This is the credit that bounds how many chunks are in flight per hop."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Batches:
+    """Batcher -> Connection: wire batches, each ((batch_id, records), ...).
+    Many batches ride in one message so the hop cost is shared."""
+
+    batches: tuple
+
+    def __repr__(self) -> str:
+        return f"Batches(n={len(self.batches)})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class BatchesAcked:
+    """Connection -> Batcher: the server has stored these batches."""
+
+    batch_ids: tuple[int, ...]
+    latencies: tuple[float, ...] = ()
+
+
+# --- The child process ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChildExited:
+    """SourceReader -> Supervisor: the child is gone and its pipes are drained."""
+
+    exit_code: int
+    lines_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFailedToStart:
+    """SourceReader -> Supervisor: the command could not be run at all."""
+
+    problem: str
+    exit_code: int  # 127 not found, 126 not executable
+
+
+# --- The link to the keruta API -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    """Connection -> Supervisor: connected (and authenticated)."""
+
+    generation: int
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkLost:
+    """Connection -> Supervisor: this connection is finished. `fatal` means
+    retrying cannot help (for example the server refused our credentials)."""
+
+    generation: int
+    problem: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UseConnection:
+    """Supervisor -> Batcher: send batches here from now on, starting with
+    every batch not yet acknowledged (same ids, so the receiver deduplicates)."""
+
+    connection: Any  # ActorAddress, or None while there is no link
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """Batcher -> Supervisor: the final chunk arrived and everything before it
+    is acknowledged."""
+
+    delivered: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDelivery:
+    """Supervisor -> Batcher: say how far delivery got (at the drain timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """Batcher -> Supervisor: the answer to ReportDelivery."""
+
+    delivered: int
+    undelivered: int
+    filtered: dict[str, int]
+
+
+# --- Timers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Wakeup payload. Wakeups cannot be cancelled, so each carries the
+    generation of the timer that asked for it, and stale ones are ignored."""
+
+    generation: int
+    purpose: str = "tick"

@@ -1,0 +1,72 @@
+"""What has been handed to a connection and what the server has confirmed.
+
+The batcher keeps this ledger; connections come and go. A batch stays here
+until the server acknowledges it, so a reconnect, or a connection actor that
+dies, loses nothing: the new connection is handed every unacknowledged batch
+again, under the same batch id and with the same record ids, and the receiver
+drops the duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keruta_actors.records import TIMESTAMP, Record
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """The outcome of an acknowledgement: how many records it confirmed and
+    how long each took from being read to being confirmed."""
+
+    records: int
+    latencies: tuple[float, ...]
+
+
+class DeliveryLedger:
+    def __init__(self, max_in_flight: int) -> None:
+        self.max_in_flight = max_in_flight
+        self._unacked: dict[int, tuple[Record, ...]] = {}  # insertion = send order
+        self._next_id = 1
+        self.delivered = 0
+
+    def open(self, batches: list[tuple[Record, ...]]) -> list[tuple[int, tuple[Record, ...]]]:
+        """Give each batch an id and remember it until acknowledged."""
+        numbered = []
+        for records in batches:
+            batch_id = self._next_id
+            self._next_id += 1
+            self._unacked[batch_id] = records
+            numbered.append((batch_id, records))
+        return numbered
+
+    def acked(self, batch_ids: tuple[int, ...], now: float) -> Confirmed:
+        """Forget confirmed batches. Unknown or repeated ids are ignored:
+        a server may acknowledge twice after a resend."""
+        count = 0
+        latencies: list[float] = []
+        for batch_id in batch_ids:
+            records = self._unacked.pop(batch_id, None)
+            if records is None:
+                continue
+            count += len(records)
+            latencies.extend(max(0.0, now - record[TIMESTAMP]) for record in records)
+        self.delivered += count
+        return Confirmed(count, tuple(latencies))
+
+    def unacked(self) -> list[tuple[int, tuple[Record, ...]]]:
+        """Every batch still waiting for confirmation, oldest first."""
+        return list(self._unacked.items())
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._unacked)
+
+    @property
+    def room(self) -> int:
+        """How many more batches may be handed out now."""
+        return max(0, self.max_in_flight - len(self._unacked))
+
+    @property
+    def undelivered(self) -> int:
+        return sum(len(records) for records in self._unacked.values())

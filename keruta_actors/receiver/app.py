@@ -1,0 +1,151 @@
+"""The receiver as an aiohttp application, and two ways to run it: in the
+foreground (`run_receiver`, for the CLI) and on a background thread
+(`ReceiverThread`, for tests and tools).
+
+Routes are added in `build_app` only; each endpoint lives in its own module
+and gets the store it needs passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+
+from aiohttp import web
+
+from keruta_actors.receiver.protocol import DEFAULT_CAPABILITIES
+from keruta_actors.receiver.store import LogStore
+from keruta_actors.receiver.ws_ingest import IngestEndpoint
+
+STORE = web.AppKey("store", LogStore)
+WS_PATH = "/ws/tasks"
+
+
+class ReceiverError(Exception):
+    """The receiver could not start; the message is one line for the user."""
+
+
+def build_app(
+    db_path: str,
+    token: str | None = None,
+    capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
+) -> web.Application:
+    app = web.Application()
+    store = LogStore(db_path)
+    app[STORE] = store
+    ingest = IngestEndpoint(store, token, capabilities)
+    app.router.add_get(WS_PATH + "/{taskId}", ingest.handle)
+    app.router.add_get("/health", _health)
+    app.on_shutdown.append(ingest.close_all)
+    app.on_cleanup.append(_close_store)
+    return app
+
+
+async def _health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "UP"})
+
+
+async def _close_store(app: web.Application) -> None:
+    app[STORE].close()
+
+
+async def _serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    started: Callable[[int], None],
+    stop: asyncio.Event,
+) -> None:
+    """Serve `app` until `stop` is set; `started` gets the bound port."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise ReceiverError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        started(runner.addresses[0][1])
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_receiver(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    db_path: str = "keruta-receiver.db",
+    token: str | None = None,
+) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM."""
+
+    def announce(bound: int) -> None:
+        print(f"receiver listening on ws://{host}:{bound}{WS_PATH}/{{taskId}} (db: {db_path})", flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await _serve(build_app(db_path, token), host, port, announce, stop)
+
+    asyncio.run(main())
+
+
+class ReceiverThread:
+    """A receiver on 127.0.0.1 and a free port, on a daemon thread:
+
+        with ReceiverThread(db_path) as receiver:
+            connect(f"{receiver.ws_url}/{task_id}")
+    """
+
+    def __init__(
+        self,
+        db_path: str,
+        token: str | None = None,
+        capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
+    ) -> None:
+        self.db_path = db_path
+        self.port = 0
+        self._app = build_app(db_path, token, capabilities)
+        self.store = self._app[STORE]
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="keruta-receiver", daemon=True)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{WS_PATH}"
+
+    def __enter__(self) -> ReceiverThread:
+        self._thread.start()
+        self._started.wait()
+        if self._failure is not None:
+            raise self._failure
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to the thread that waits in __enter__
+            self._failure = exc
+        finally:
+            self._started.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await _serve(self._app, "127.0.0.1", 0, self._bound, self._stop)
+
+    def _bound(self, port: int) -> None:
+        self.port = port
+        self._started.set()

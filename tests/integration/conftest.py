@@ -1,0 +1,72 @@
+"""Fixtures for tests that run the real agent (real processes, real sockets
+on 127.0.0.1) against the real reference receiver."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+
+import psutil
+import pytest
+
+from keruta_actors.receiver.app import ReceiverThread
+
+MARKER = "KERUTA_TEST_MARKER"
+
+
+@dataclass
+class AgentRun:
+    """One `python -m keruta_actors` invocation, tagged so that every process
+    it starts (actors, the child) can be found through its environment."""
+
+    env: dict[str, str]
+    marker: str
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "keruta_actors", *args]
+
+    def run(self, *args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(*args), env=self.env, capture_output=True, timeout=timeout, **kwargs)
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen(self.command(*args), env=self.env, **kwargs)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process carrying this run's marker."""
+        found = []
+        for process in psutil.process_iter():
+            try:
+                if process.environ().get(MARKER) == self.marker and process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    with ReceiverThread(str(tmp_path / "receiver.db")) as running:
+        yield running
+
+
+@pytest.fixture
+def agent(receiver, tmp_path):
+    marker = uuid.uuid4().hex
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("KERUTA_")
+    } | {
+        MARKER: marker,
+        "KERUTA_WEBSOCKET_URL": receiver.ws_url,
+        "KERUTA_LOGGING__FORMAT": "text",
+        "KERUTA_LOGGING__OUTPUT": "stderr",
+        "TMPDIR": str(tmp_path),
+    }
+    run = AgentRun(env, marker)
+    yield run
+    leftovers = run.processes()
+    for process in leftovers:
+        process.kill()
+    assert not leftovers, f"processes left behind: {leftovers}"

@@ -1,0 +1,68 @@
+"""Every message type survives pickle: on multiprocTCPBase an unpicklable
+message is dropped without a word."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import pickle
+
+import pytest
+
+from keruta_actors import messages
+from keruta_actors.config import load_settings
+from keruta_actors.records import make_record
+
+SETTINGS = load_settings(environ={})
+PLAN = messages.RunPlan("task", "run1", ("sh", "-c", "true"), "", "host", "0.1.0")
+RECORD = make_record("run1", "stdout", 1, 1.5, "INFO", "hello\x00\x1b[31m", {"processId": 1})
+
+EXAMPLES = {
+    messages.RunPlan: PLAN,
+    messages.StartAgent: messages.StartAgent(SETTINGS, PLAN),
+    messages.Configure: messages.Configure(SETTINGS, PLAN, supervisor=None, downstream=None, generation=3),
+    messages.Terminate: messages.Terminate(15),
+    messages.AgentFinished: messages.AgentFinished(0, 10, 0, {"excluded": 2}, ""),
+    messages.Chunk: messages.Chunk(1, (RECORD, RECORD), final=True, not_shipped=(("excluded", 1),)),
+    messages.ChunkAccepted: messages.ChunkAccepted(1),
+    messages.Batches: messages.Batches(((1, (RECORD,)),)),
+    messages.BatchesAcked: messages.BatchesAcked((1, 2), (0.1,)),
+    messages.ChildExited: messages.ChildExited(0, 5),
+    messages.ChildFailedToStart: messages.ChildFailedToStart("command not found: x", 127),
+    messages.LinkUp: messages.LinkUp(1, ("batch",)),
+    messages.LinkLost: messages.LinkLost(1, "refused", False),
+    messages.UseConnection: messages.UseConnection(None),
+    messages.Drained: messages.Drained(5),
+    messages.ReportDelivery: messages.ReportDelivery(),
+    messages.DeliveryReport: messages.DeliveryReport(5, 0, {}),
+    messages.Tick: messages.Tick(2, "tick"),
+}
+
+
+def message_types():
+    return [
+        cls
+        for _, cls in inspect.getmembers(messages, inspect.isclass)
+        if cls.__module__ == messages.__name__ and dataclasses.is_dataclass(cls)
+    ]
+
+
+def test_every_message_type_has_an_example():
+    assert set(message_types()) == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("message", EXAMPLES.values(), ids=lambda m: type(m).__name__)
+def test_round_trips_through_pickle(message):
+    assert pickle.loads(pickle.dumps(message)) == message
+
+
+@pytest.mark.parametrize("cls", message_types(), ids=lambda c: c.__name__)
+def test_frozen_and_slotted(cls):
+    assert cls.__dataclass_params__.frozen
+    assert "__slots__" in cls.__dict__
+
+
+def test_record_payloads_have_constant_size_repr():
+    big = messages.Chunk(1, (RECORD,) * 10_000)
+    assert len(repr(big)) < 60 and str(big) == repr(big)
+    assert len(repr(messages.Batches(((1, (RECORD,) * 10_000),)))) < 60

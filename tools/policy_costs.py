@@ -1,0 +1,102 @@
+"""CPU cost per line of the line-handling policy: splitting, level detection, filtering.
+
+    .venv/bin/python tools/policy_costs.py
+
+Prints nanoseconds of CPU per line (process time, best of several runs, so
+other busy processes on the machine disturb it less than wall time would).
+Lines are distinct, as in real output: pickle and the string interning of
+identical lines would flatter the figures.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from keruta_actors.policy.filters import FilterChain
+from keruta_actors.policy.levels import detect_level
+from keruta_actors.policy.lines import LineSplitter
+from keruta_actors.records import make_record
+
+WORDS = (
+    "request handled user cache miss hit worker started batch item took ms connection "
+    "retry upload download rows written checkpoint epoch loss accuracy file opened closed"
+).split()
+LEAKY = ("password", "secret", "token")
+SECRET = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.sig"
+REPEATS = 7
+
+
+def plain_line(rnd: random.Random, n: int, level: str) -> str:
+    words = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(5, 9)))
+    stamp = f"2026-11-29T01:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000:03d}Z"
+    return f"{stamp} {level}worker-{n % 7} {words} id={rnd.getrandbits(40):x}"
+
+
+def lines(
+    count: int, leaky_share: float, shape: str = "{}", level: str = "", seed: int = 1
+) -> list[str]:
+    rnd = random.Random(seed)
+    made = []
+    for n in range(count):
+        line = shape.format(plain_line(rnd, n, level))
+        if rnd.random() < leaky_share:
+            line += f" {rnd.choice(LEAKY)}={rnd.getrandbits(32):x}"
+        made.append(line)
+    return made
+
+
+def ns_per_line(run: Callable[[], object], count: int) -> float:
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.process_time()
+        run()
+        best = min(best, time.process_time() - start)
+    return best / count * 1e9
+
+
+def splitter_cost() -> float:
+    text = "\n".join(lines(14_000, 0.0)) + "\n"
+    data = text.encode()[: 1 << 20]
+    count = data.count(b"\n")
+    return ns_per_line(lambda: LineSplitter(8192, 5.0).feed(data, now=0.0), count)
+
+
+def level_cost(shape: str, level: str) -> float:
+    sample = lines(20_000, 0.0, shape, level)
+    return ns_per_line(lambda: [detect_level(line, "INFO") for line in sample], len(sample))
+
+
+def chain_cost(leaky_share: float) -> tuple[float, float]:
+    """ns/line of the default chain over 1000-line chunks, and the share excluded."""
+    chain = FilterChain(min_level="INFO", secrets=(SECRET,))
+    chunks = [
+        [make_record("run", "stdout", n, 0.0, "INFO", text, {}) for n, text in enumerate(texts)]
+        for texts in (lines(1000, leaky_share, seed=seed) for seed in range(20))
+    ]
+    excluded = sum(chain.apply(chunk)[1]["excluded"] for chunk in chunks) / 20_000
+    cost = ns_per_line(lambda: [chain.apply(chunk) for chunk in chunks], 20_000)
+    return cost, excluded
+
+
+def main() -> None:
+    rows = [("LineSplitter.feed, 1 MiB of ~90-byte lines", splitter_cost())]
+    for label, shape, level in (
+        ("no level word", "{}", ""),
+        ("level after timestamp", "{}", "INFO "),
+        ("[level] first", "[warn] {}", ""),
+        ("JSON object line", '{{"level": "info", "msg": "{}"}}', ""),
+    ):
+        rows.append((f"detect_level, {label}", level_cost(shape, level)))
+    for share in (0.0, 0.05):
+        cost, excluded = chain_cost(share)
+        rows.append((f"FilterChain defaults + 1 secret, {excluded:.1%} excluded", cost))
+    width = max(len(label) for label, _ in rows)
+    print(f"{'stage':<{width}}  ns/line (CPU)")
+    for label, cost in rows:
+        print(f"{label:<{width}}  {cost:8.0f}")
+
+
+if __name__ == "__main__":
+    main()
