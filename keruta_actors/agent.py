@@ -9,11 +9,14 @@ the supervisor; the run then drains as usual.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import socket
 from contextlib import contextmanager
 from typing import Iterator
 
+import psutil
 from thespian.actors import ActorSystem
 
 from keruta_actors.actors.supervisor import Supervisor
@@ -25,6 +28,8 @@ SYSTEM_BASE = "multiprocTCPBase"
 # How often the waiting CLI looks at pending signals.
 SIGNAL_POLL = 0.2
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+log = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -46,6 +51,24 @@ def actor_system(settings, admin_port: int | None = None) -> Iterator[ActorSyste
         yield system
     finally:
         system.shutdown()
+        reap_leftovers()
+
+
+def reap_leftovers(grace: float = 2.0) -> None:
+    """Stop any actor process that outlived `shutdown()`: every process the
+    system started is a descendant of this one, and none may stay behind."""
+    leftovers = psutil.Process().children(recursive=True)
+    if not leftovers:
+        return
+    log.warning("%d agent processes outlived the shutdown; stopping them", len(leftovers))
+    for process in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(leftovers, timeout=grace)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace)
 
 
 def run_agent(settings, plan: RunPlan) -> AgentFinished:

@@ -146,14 +146,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_receiver(args: argparse.Namespace) -> int:
     try:
-        from keruta_actors.receiver.app import run_receiver
+        from keruta_actors.receiver.app import ReceiverError, run_receiver
     except ImportError as error:
         print(f"{PROG}: the receiver needs its extra: pip install 'keruta-actors[receiver]' ({error})", file=sys.stderr)
         return 2
     try:
         run_receiver(host=args.host, port=args.port, db_path=args.db, token=args.token)
-    except OSError as error:
-        print(f"{PROG}: receiver: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+    except ReceiverError as error:
+        print(f"{PROG}: receiver: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -45,12 +45,14 @@ from dynaconf import Dynaconf
 from dynaconf.loaders import json_loader, toml_loader, yaml_loader
 from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
 
+from keruta_actors.endpoints import is_loopback
+from keruta_actors.errors import KerutaError
 from keruta_actors.units import parse_cron, parse_duration, parse_size
 
 DEFAULTS_FILE = Path(__file__).with_name("settings.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(KerutaError):
     """Bad configuration. `problems` has one line per problem, each naming the
     key path (or file, or variable) and the offending value."""
 
@@ -808,16 +810,6 @@ def _cross_problems(s: Settings) -> list[str]:
         problems.append(f"debug.pprof.port: {debug.pprof.port} is also monitoring.prometheus.port; "
                         "the two servers need different ports")
     return problems
-
-
-def is_loopback(host: str | None) -> bool:
-    host = (host or "").strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def config_warnings(s: Settings) -> list[str]:

@@ -2,7 +2,7 @@
 
     KerutaError
     ├── ConfigError         bad configuration: reported by key path, exit 2
-    │                       (defined in keruta_actors.config, re-exported here)
+    │                       (defined in keruta_actors.config, beside the schema)
     ├── UsageError          bad command line or input: exit 2
     ├── ChildStartError     the command cannot be run: exit 127 or 126
     └── LinkError           a transport failed

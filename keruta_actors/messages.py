@@ -85,12 +85,16 @@ class Chunk:
     stage will ever send: every source is closed and the child has exited."""
 
     seq: int
-    records: tuple  # of records.Record tuples
+    block: Any  # records.RecordBlock, or None when the chunk carries none
     final: bool = False
     not_shipped: tuple = ()  # ((reason, count), ...) counted upstream of here
 
+    @property
+    def size(self) -> int:
+        return len(self.block) if self.block is not None else 0
+
     def __repr__(self) -> str:
-        return f"Chunk(seq={self.seq}, n={len(self.records)}, final={self.final})"
+        return f"Chunk(seq={self.seq}, n={self.size}, final={self.final})"
 
     __str__ = __repr__
 
@@ -105,7 +109,7 @@ class ChunkAccepted:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Batches:
-    """Batcher -> Connection: wire batches, each ((batch_id, records), ...).
+    """Batcher -> Connection: wire batches, each ((batch_id, RecordBlock), ...).
     Many batches ride in one message so the hop cost is shared."""
 
     batches: tuple

@@ -1,22 +1,29 @@
-"""The record: one captured line, as it travels between actors and onto the wire.
+"""Records: captured lines, as they travel between actors and onto the wire.
 
-Inside the agent a record is a plain tuple, not a dataclass: a chunk of 1,000
-tuples pickles in ~0.5 ms, the same chunk of frozen dataclasses in ~6 ms (see
-the README's design section), and every chunk is pickled once per actor hop.
-The field positions below are the record's whole definition; build records
-only through `make_record` and read them only through these indices.
+Between actors, records travel as a `RecordBlock`: a chunk's records column
+by column (source and level codes as bytes, line numbers and timestamps as
+arrays, the messages joined into one string). Every chunk is pickled at
+every actor hop, and pickling columns is a few large copies: measured on a
+4,096-record chunk, 0.02 µs per record against 2.5 µs per record for the same
+records as tuples (the README's design section has the figures).
 
-`metadata` is a dict shared by every record of one source (process id,
-command, hostname, agent version) unless the line needs its own keys
-(`truncated`, `originalLength`, `partial`): pickle then writes the shared dict
-once per chunk, however many records refer to it.
+A single record, where one is needed (encoding, tests), is a plain tuple
+whose field positions are given below: `rows()` yields them.
+
+Metadata is one dict per source, shared by all its records (process id,
+command, hostname, agent version), plus a sparse list of per-line keys
+(`truncated`, `originalLength`, `partial`, `continuation`) for the few lines
+that have them.
 """
 
 from __future__ import annotations
 
 import json
+from array import array
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from itertools import repeat
+from typing import Any, Iterable, Iterator
 
 # The C string escaper json.dumps uses inside; called directly it skips the
 # encoder's per-call set-up, which costs more than escaping a short line.
@@ -27,9 +34,9 @@ ID, SOURCE, LINE_NUMBER, TIMESTAMP, LEVEL, MESSAGE, METADATA = range(7)
 Record = tuple  # (id, source, lineNumber, timestamp, level, message, metadata)
 
 SOURCES = ("stdout", "stderr", "agent")
+SOURCE_CODE = {source: code for code, source in enumerate(SOURCES)}
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
-
 
 def record_id(run_id: str, source: str, line_number: int) -> str:
     """The id the receiver deduplicates on: the same for every retry, reconnect
@@ -57,9 +64,165 @@ def make_record(
     )
 
 
-def with_message(record: Record, message: str) -> Record:
-    """The same record with its text replaced (used by redaction)."""
-    return record[:MESSAGE] + (message,) + record[MESSAGE + 1 :]
+@dataclass(frozen=True, slots=True, repr=False)
+class RecordBlock:
+    """Records column by column. A message never contains a newline (lines are
+    split on it), so the messages are stored joined by newlines."""
+
+    run_id: str
+    sources: bytes  # a SOURCE_CODE per record
+    line_numbers: array  # array("q")
+    timestamps: array  # array("d"), seconds since the epoch, when read
+    levels: bytes  # a LEVEL_RANK per record
+    text: str  # the messages, joined by "\n"
+    shared: tuple  # the metadata dict of each source, in SOURCES order
+    extras: tuple = ()  # ((index, dict), ...) ascending: per-line metadata keys
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __repr__(self) -> str:
+        return f"RecordBlock(n={len(self)})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def of_lines(
+        cls,
+        run_id: str,
+        source: str,
+        first_line_number: int,
+        timestamp: float,
+        levels: list[str],
+        lines: list[tuple[str, dict | None]],
+        shared: tuple,
+    ) -> "RecordBlock":
+        """Consecutive lines of one source, read at one moment."""
+        n = len(lines)
+        return cls(
+            run_id=run_id,
+            sources=bytes((SOURCE_CODE[source],)) * n,
+            line_numbers=array("q", range(first_line_number, first_line_number + n)),
+            timestamps=array("d", repeat(timestamp, n)),
+            levels=bytes(LEVEL_RANK[level] for level in levels),
+            text="\n".join(text for text, _ in lines),
+            shared=shared,
+            extras=tuple((index, extra) for index, (_, extra) in enumerate(lines) if extra),
+        )
+
+    @classmethod
+    def of_rows(cls, run_id: str, rows: Iterable[Record], shared: tuple) -> "RecordBlock":
+        """Records given one by one, e.g. the agent's own. Newlines in a
+        message become spaces: the block's text is newline-joined. A row
+        whose metadata is not its source's shared dict keeps it as per-line
+        keys laid over the shared dict (as `rows()` gives them back)."""
+        rows = list(rows)
+        shared_by_source = {SOURCE_CODE[source]: metadata for source, metadata in zip(SOURCES, shared)}
+        return cls(
+            run_id=run_id,
+            sources=bytes(SOURCE_CODE[row[SOURCE]] for row in rows),
+            line_numbers=array("q", (row[LINE_NUMBER] for row in rows)),
+            timestamps=array("d", (row[TIMESTAMP] for row in rows)),
+            levels=bytes(LEVEL_RANK[row[LEVEL]] for row in rows),
+            text="\n".join(row[MESSAGE].replace("\n", " ") for row in rows),
+            shared=shared,
+            extras=tuple(
+                (index, row[METADATA])
+                for index, row in enumerate(rows)
+                if row[METADATA] is not shared_by_source[SOURCE_CODE[row[SOURCE]]]
+            ),
+        )
+
+    def messages(self) -> list[str]:
+        return self.text.split("\n") if self.sources else []
+
+    def joins(self, other: "RecordBlock") -> bool:
+        """True when `other` may be concatenated onto this block."""
+        return self.run_id == other.run_id and self.shared == other.shared
+
+    @classmethod
+    def concat(cls, blocks: list["RecordBlock"]) -> "RecordBlock":
+        """One block of `blocks` in order; all must join the first."""
+        if len(blocks) == 1:
+            return blocks[0]
+        first = blocks[0]
+        extras: list = []
+        offset = 0
+        for block in blocks:
+            extras.extend((offset + index, extra) for index, extra in block.extras)
+            offset += len(block)
+        return cls(
+            run_id=first.run_id,
+            sources=b"".join(block.sources for block in blocks),
+            line_numbers=array("q", b"".join(block.line_numbers.tobytes() for block in blocks)),
+            timestamps=array("d", b"".join(block.timestamps.tobytes() for block in blocks)),
+            levels=b"".join(block.levels for block in blocks),
+            text="\n".join(block.text for block in blocks if block.sources),
+            shared=first.shared,
+            extras=tuple(extras),
+        )
+
+    def span(self, start: int, stop: int, messages: list[str] | None = None) -> "RecordBlock":
+        """Records [start, stop) as a block of their own. When taking many
+        spans of one block, pass its `messages()` so the text is split once."""
+        if start == 0 and stop >= len(self):
+            return self
+        if messages is None:
+            messages = self.messages()
+        return self._replace_rows(
+            sources=self.sources[start:stop],
+            line_numbers=self.line_numbers[start:stop],
+            timestamps=self.timestamps[start:stop],
+            levels=self.levels[start:stop],
+            text="\n".join(messages[start:stop]),
+            extras=tuple((index - start, extra) for index, extra in self.extras if start <= index < stop),
+        )
+
+    def cut(self, sizes: Iterable[int]) -> list["RecordBlock"]:
+        """Consecutive pieces of the given sizes, from the start."""
+        messages = self.messages()
+        pieces = []
+        start = 0
+        for size in sizes:
+            pieces.append(self.span(start, start + size, messages))
+            start += size
+        return pieces
+
+    def select(self, indices: list[int], replaced: dict[int, str] | None = None) -> "RecordBlock":
+        """The records at `indices` (ascending), with some messages replaced."""
+        if replaced is None and len(indices) == len(self):
+            return self
+        messages = self.messages()
+        replaced = replaced or {}
+        position = {index: new for new, index in enumerate(indices)}
+        return self._replace_rows(
+            sources=bytes(map(self.sources.__getitem__, indices)),
+            line_numbers=array("q", map(self.line_numbers.__getitem__, indices)),
+            timestamps=array("d", map(self.timestamps.__getitem__, indices)),
+            levels=bytes(map(self.levels.__getitem__, indices)),
+            text="\n".join(replaced.get(index, messages[index]) for index in indices),
+            extras=tuple((position[index], extra) for index, extra in self.extras if index in position),
+        )
+
+    def rows(self) -> Iterator[Record]:
+        """Each record as a tuple, in order (see the field positions above)."""
+        extras = dict(self.extras)
+        run_id, shared = self.run_id, self.shared
+        for index, (code, line_number, timestamp, rank, message) in enumerate(
+            zip(self.sources, self.line_numbers, self.timestamps, self.levels, self.messages())
+        ):
+            source = SOURCES[code]
+            metadata = shared[code]
+            if index in extras:
+                metadata = {**metadata, **extras[index]}
+            yield (f"{run_id}-{source}-{line_number}", source, line_number, timestamp, LEVELS[rank], message, metadata)
+
+    def _replace_rows(self, **columns) -> "RecordBlock":
+        return RecordBlock(run_id=self.run_id, shared=self.shared, **columns)
+
+
+def empty_block(run_id: str = "", shared: tuple = ({}, {}, {})) -> RecordBlock:
+    return RecordBlock(run_id, b"", array("q"), array("d"), b"", "", shared)
 
 
 def rfc3339(timestamp: float) -> str:

@@ -158,19 +158,29 @@ def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, bat
         "KERUTA_WEBSOCKET_URL": receiver.ws_url,
         "KERUTA_LOGSTREAMING__PERFORMANCE__RATELIMITPERSECOND": "0",
         "KERUTA_LOGGING__OUTPUT": "stderr",
+        "KERUTA_LOGGING__FORMAT": "text",
         "KERUTA_LOG_BATCH_SIZE": str(batch_size),
     }
     command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", task_id, "--",
                sys.executable, str(writer), str(lines), str(rate), str(idle)]
     receiver_cpu = receiver.cpu_seconds()
     started = time.perf_counter()
-    agent = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent_log = workdir / f"{task_id}.log"
+    with open(agent_log, "wb") as log:
+        agent = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     tree = AgentProcesses(marker, str(writer))
     idle_pss = 0
+    # idle CPU: between the end of start-up and the child's first line
+    idle_window = (idle * 0.5, idle * 0.95)
+    idle_cpu = {}
     while agent.poll() is None:
         pss = tree.sample()
-        if time.perf_counter() - started < idle * 0.9:
+        since = time.perf_counter() - started
+        if since < idle_window[1]:
             idle_pss = max(idle_pss, pss)
+            idle_cpu.setdefault("from" if since >= idle_window[0] else "before", (since, tree.cpu_seconds))
+            if since >= idle_window[0]:
+                idle_cpu["to"] = (since, tree.cpu_seconds)
         time.sleep(0.05)
     elapsed = time.perf_counter() - started - idle
     stored, latencies = receiver.stored(task_id)
@@ -183,9 +193,24 @@ def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, bat
         "latency": percentiles(latencies),
         "cpu_s": tree.cpu_seconds,
         "pss_idle_mb": idle_pss / 2**20,
+        "idle_cpu_percent": idle_cpu_percent(idle_cpu),
         "pss_peak_mb": tree.peak_pss / 2**20,
         "exit": agent.returncode,
+        "problem": last_agent_line(agent_log),
     }
+
+
+def idle_cpu_percent(samples: dict) -> float:
+    if "from" not in samples or "to" not in samples or samples["to"][0] <= samples["from"][0]:
+        return float("nan")
+    (t0, c0), (t1, c1) = samples["from"], samples["to"]
+    return 100 * (c1 - c0) / (t1 - t0)
+
+
+def last_agent_line(path: Path) -> str:
+    """The agent's own last word on stderr, if it had one to say."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.startswith("keruta-actors:")]
+    return lines[-1] if lines else ""
 
 
 def transport_limit(receiver, lines: int) -> dict:
@@ -259,7 +284,10 @@ def show(name: str, result: dict) -> None:
         cells.append(f"receiver cpu {result['receiver_cpu_s']:.2f}s")
     if "pss_peak_mb" in result:
         cells.append(f"pss idle {result['pss_idle_mb']:.0f} MB peak {result['pss_peak_mb']:.0f} MB")
+        cells.append(f"idle cpu {result['idle_cpu_percent']:.1f}%")
     print("  ".join(cells), flush=True)
+    if result.get("exit") or result.get("problem"):
+        print(f"    exit {result.get('exit')}: {result.get('problem')}", flush=True)
 
 
 def main() -> int:
@@ -277,7 +305,7 @@ def main() -> int:
         try:
             print(f"{os.cpu_count()} cores; {args.lines} lines per run; receiver on {receiver.ws_url}")
             for batch_size in [int(size) for size in args.batch_sizes.split(",")]:
-                show(f"agent b={batch_size}", run_agent(receiver, args.lines, 0, workdir, 2.0, batch_size))
+                show(f"agent b={batch_size}", run_agent(receiver, args.lines, 0, workdir, 3.0, batch_size))
             if not args.skip_peers:
                 show("transport", transport_limit(receiver, args.lines))
                 show("naive", naive_sender(receiver, args.lines, workdir))

@@ -1,4 +1,5 @@
-"""CPU cost per line of the line-handling policy: splitting, level detection, filtering.
+"""CPU cost per line of the line-handling policy: splitting, level detection,
+building a chunk's RecordBlock, filtering.
 
     .venv/bin/python tools/policy_costs.py
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from keruta_actors.policy.filters import FilterChain
 from keruta_actors.policy.levels import detect_level
 from keruta_actors.policy.lines import LineSplitter
-from keruta_actors.records import make_record
+from keruta_actors.records import SOURCES, RecordBlock
 
 WORDS = (
     "request handled user cache miss hit worker started batch item took ms connection "
@@ -26,6 +27,11 @@ WORDS = (
 LEAKY = ("password", "secret", "token")
 SECRET = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.sig"
 REPEATS = 7
+CHUNK = 1000
+CHUNKS = 20
+# The source reader's metadata: one dict, shared by every source.
+METADATA = {"processId": 4242, "command": "python train.py", "hostname": "host", "agentVersion": "0.1.0"}
+SHARED = (METADATA,) * len(SOURCES)
 
 
 def plain_line(rnd: random.Random, n: int, level: str) -> str:
@@ -68,15 +74,37 @@ def level_cost(shape: str, level: str) -> float:
     return ns_per_line(lambda: [detect_level(line, "INFO") for line in sample], len(sample))
 
 
+def chunk_texts(leaky_share: float) -> list[list[str]]:
+    return [lines(CHUNK, leaky_share, seed=seed) for seed in range(CHUNKS)]
+
+
+def read_block(texts: list[str], first: int) -> RecordBlock:
+    """A chunk as the source reader builds it: one read, one level each line."""
+    return RecordBlock.of_lines(
+        "run", "stdout", first, 0.0, ["INFO"] * len(texts), [(text, None) for text in texts], SHARED
+    )
+
+
+def block_cost() -> float:
+    """ns/line of `of_lines` over 1000-line chunks (the lines and their levels
+    made beforehand, as the splitter and level detection hand them over)."""
+    chunks = [(["INFO"] * len(texts), [(text, None) for text in texts]) for texts in chunk_texts(0.0)]
+
+    def build() -> list[RecordBlock]:
+        return [
+            RecordBlock.of_lines("run", "stdout", 1 + n * CHUNK, 0.0, levels, pairs, SHARED)
+            for n, (levels, pairs) in enumerate(chunks)
+        ]
+
+    return ns_per_line(build, CHUNK * CHUNKS)
+
+
 def chain_cost(leaky_share: float) -> tuple[float, float]:
-    """ns/line of the default chain over 1000-line chunks, and the share excluded."""
+    """ns/line of the default chain over 1000-line blocks, and the share excluded."""
     chain = FilterChain(min_level="INFO", secrets=(SECRET,))
-    chunks = [
-        [make_record("run", "stdout", n, 0.0, "INFO", text, {}) for n, text in enumerate(texts)]
-        for texts in (lines(1000, leaky_share, seed=seed) for seed in range(20))
-    ]
-    excluded = sum(chain.apply(chunk)[1]["excluded"] for chunk in chunks) / 20_000
-    cost = ns_per_line(lambda: [chain.apply(chunk) for chunk in chunks], 20_000)
+    blocks = [read_block(texts, 1 + n * CHUNK) for n, texts in enumerate(chunk_texts(leaky_share))]
+    excluded = sum(chain.apply(block)[1]["excluded"] for block in blocks) / (CHUNK * CHUNKS)
+    cost = ns_per_line(lambda: [chain.apply(block) for block in blocks], CHUNK * CHUNKS)
     return cost, excluded
 
 
@@ -89,6 +117,7 @@ def main() -> None:
         ("JSON object line", '{{"level": "info", "msg": "{}"}}', ""),
     ):
         rows.append((f"detect_level, {label}", level_cost(shape, level)))
+    rows.append(("RecordBlock.of_lines, 1000-line chunks", block_cost()))
     for share in (0.0, 0.05):
         cost, excluded = chain_cost(share)
         rows.append((f"FilterChain defaults + 1 secret, {excluded:.1%} excluded", cost))

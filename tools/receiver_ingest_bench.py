@@ -61,11 +61,11 @@ def framed(payload: str) -> bytes:
     return websocket.ABNF.create_frame(payload, websocket.ABNF.OPCODE_TEXT).format()
 
 
-def send_batches(ws: websocket.WebSocket, task_id: str, n: int, size: int, window: int) -> None:
+def send_batches(ws: websocket.WebSocket, task_id: str, n: int, size: int, window: int) -> float:
     all_records = records(task_id, n)
     frames = [
-        framed(json.dumps({"type": "logs", "batchId": k, "taskId": task_id, "logs": all_records[s : s + size]}))
-        for k, s in enumerate(range(0, n, size))
+        framed(json.dumps({"type": "logs", "batchId": k, "taskId": task_id, "logs": chunk}))
+        for k, chunk in enumerate(all_records[s : s + size] for s in range(0, n, size))
     ]
     sent = acked = 0
     start = time.perf_counter()
@@ -74,7 +74,8 @@ def send_batches(ws: websocket.WebSocket, task_id: str, n: int, size: int, windo
             ws.sock.sendall(frames[sent])
             sent += 1
         reply = json.loads(ws.recv())
-        assert reply == {"type": "ack", "batchId": acked}, reply
+        if reply != {"type": "ack", "batchId": acked}:
+            raise RuntimeError(f"expected the ack of batch {acked}, got {reply}")
         acked += 1
     return time.perf_counter() - start
 
@@ -109,7 +110,11 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=8, help="batches in flight")
     args = parser.parse_args()
 
-    db_path = os.path.join(tempfile.mkdtemp(prefix="receiver-bench-"), "bench.db")
+    with tempfile.TemporaryDirectory(prefix="receiver-bench-") as directory:
+        run_all(os.path.join(directory, "bench.db"), args.records, args.window)
+
+
+def run_all(db_path: str, n_records: int, window: int) -> None:
     child, url = start_receiver(db_path)
     receiver = psutil.Process(child.pid)
     store = LogStore(db_path)
@@ -121,16 +126,17 @@ def main() -> None:
             ws.recv()  # hello
             cpu_before = sum(receiver.cpu_times()[:2])
             if size:
-                elapsed = send_batches(ws, task_id, args.records, size, args.window)
+                elapsed = send_batches(ws, task_id, n_records, size, window)
             else:
-                elapsed = send_singles(ws, task_id, args.records)
+                elapsed = send_singles(ws, task_id, n_records)
             cpu = sum(receiver.cpu_times()[:2]) - cpu_before
             ws.close()
             stored = store.count(task_id)
-            assert stored == args.records, f"{label}: stored {stored} of {args.records}"
+            if stored != n_records:
+                raise RuntimeError(f"{label}: stored {stored} of {n_records} records")
             print(
-                f"{label:<22} {args.records / elapsed:>9,.0f} records/s"
-                f"  {args.records / cpu:>9,.0f} records/CPU-s  ({elapsed:.2f} s)"
+                f"{label:<22} {n_records / elapsed:>9,.0f} records/s"
+                f"  {n_records / cpu:>9,.0f} records/CPU-s  ({elapsed:.2f} s)"
             )
     finally:
         store.close()

@@ -31,6 +31,7 @@ from keruta_actors.messages import (
 from keruta_actors.policy.adaptive_buffer import AdaptiveBuffer, buffer_cap_for_memory
 from keruta_actors.policy.batching import BatchPolicy
 from keruta_actors.policy.delivery import DeliveryLedger
+from keruta_actors.records import RecordBlock
 
 # Bytes one wire batch may carry: well under common WebSocket message limits.
 MAX_BATCH_BYTES = 256 * 1024
@@ -49,14 +50,15 @@ class Batcher(Stage):
             streaming.buffer_size,
             buffer_cap_for_memory(streaming.performance.memory_limit_mb),
         )
-        self.ready: deque[tuple] = deque()  # batches cut, waiting for room in flight
+        self.ready: deque[RecordBlock] = deque()  # batches cut, waiting for room in flight
         self.ready_records = 0
         self.connection = None
         self.draining = False
         self.drained_sent = False
 
     def on_chunk(self, chunk: Chunk) -> None:
-        self.policy.offer(chunk.records, time.monotonic())
+        if chunk.block is not None:
+            self.policy.offer(chunk.block, time.monotonic())
         self.draining = self.draining or chunk.final
         self.buffer.adjust(self.waiting())
         self._dispatch(time.monotonic())
@@ -103,9 +105,11 @@ class Batcher(Stage):
             if handed:
                 self.ready_records -= sum(len(batch) for batch in handed)
                 self._send(self.ledger.open(handed))
-        deadline = self.policy.next_deadline()
-        if deadline is not None:
-            self.wake_at(deadline)
+            # Only a connection can act on a deadline: without one, a past
+            # deadline would wake this actor again at once, forever.
+            deadline = self.policy.next_deadline()
+            if deadline is not None:
+                self.wake_at(deadline)
         self._report_if_drained()
 
     def _send(self, numbered: list) -> None:

@@ -17,27 +17,24 @@ from thespian.actors import ActorExitRequest, ThespianWatch, WatchMessage
 
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters.websocket_link import Credentials, WebSocketLink
+from keruta_actors.endpoints import websocket_endpoint
 from keruta_actors.errors import LinkError
 from keruta_actors.messages import Batches, BatchesAcked, Configure, LinkLost, LinkUp
 from keruta_actors.policy.receipts import Receipts, encode_batch
 from keruta_actors.records import LogMessageEncoder
 
-# Server frames larger than this are not parsed: a hostile server must not
-# make the agent spend its time on them.
-MAX_SERVER_FRAME = 1 << 20
-
-
 class Connection(KerutaActor):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.link: WebSocketLink | None = None
+        self.connected = False
         self.lost = False
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
         # Thespian watches only the descriptors named in the latest return value.
-        if self.link is not None and not self.lost:
-            return ThespianWatch([self.link.wake_fd])
+        if self.connected and not self.lost:
+            return ThespianWatch([self.link.fileno])
         return None
 
     def receiveMsg_Configure(self, message: Configure, sender) -> None:
@@ -50,7 +47,7 @@ class Connection(KerutaActor):
         websocket = message.settings.websocket
         self.heartbeat = websocket.heartbeat_interval
         self.link = WebSocketLink(
-            url=f"{websocket.url.rstrip('/')}/{message.plan.task_id}",
+            url=websocket_endpoint(websocket.url, message.plan.task_id, websocket.security.enable_ssl),
             credentials=credentials_from(message.settings.auth),
             timeout=websocket.timeout,
             verify_cert=websocket.security.verify_cert,
@@ -61,6 +58,7 @@ class Connection(KerutaActor):
         except LinkError as error:
             self._lose(str(error), error.fatal)
             return
+        self.connected = True
         self.send(message.supervisor, LinkUp(message.generation, ()))
         self.wake_at(time.monotonic() + self.heartbeat)
 
@@ -69,8 +67,8 @@ class Connection(KerutaActor):
             return
         self._handle_events()  # a hello may be waiting: it decides the framing
         try:
-            for batch_id, records in message.batches:
-                for frame in encode_batch(batch_id, records, self.encoder, self.receipts.batch_frames):
+            for batch_id, batch in message.batches:
+                for frame in encode_batch(batch_id, batch, self.encoder, self.receipts.batch_frames):
                     self.link.send_text(frame)
             ping = self.receipts.sent(tuple(batch_id for batch_id, _ in message.batches), time.monotonic())
             if ping is not None:
@@ -97,12 +95,12 @@ class Connection(KerutaActor):
         self.wake_at(now + self.heartbeat)
 
     def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
-        if self.link is not None:
+        if self.connected:
             self.link.close()
 
     def _handle_events(self) -> None:
         confirmed: list[int] = []
-        for event in self.link.events():
+        for event in self.link.receive():
             if event.kind == "pong":
                 confirmed.extend(self.receipts.ponged(event.data))
             elif event.kind == "text":
@@ -115,9 +113,6 @@ class Connection(KerutaActor):
 
     def _server_frame(self, text: str) -> tuple[int, ...]:
         """Act on one frame from the server; returns the batches it confirms."""
-        if len(text) > MAX_SERVER_FRAME:
-            self.log.warning("ignored a %d-byte frame from the server", len(text))
-            return ()
         try:
             frame = json.loads(text)
             kind = frame["type"]
@@ -144,7 +139,7 @@ class Connection(KerutaActor):
         if self.lost:
             return
         self.lost = True
-        if self.link is not None:
+        if self.connected:
             self.link.close()
         self.send(self.configured.supervisor, LinkLost(self.configured.generation, problem, fatal))
 

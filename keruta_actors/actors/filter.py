@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import Chunk, Configure
-from keruta_actors.policy.filters import FilterChain
+from keruta_actors.policy.filters import FilterChain, credentials
 
 
 class Filter(Stage):
     def on_configure(self, message: Configure) -> None:
         streaming = message.settings.log_streaming
-        auth = message.settings.auth
         self.chain = FilterChain(
             exclude_patterns=streaming.filters.exclude_patterns,
             include_patterns=streaming.filters.include_patterns,
             min_level=streaming.level,
-            secrets=tuple(secret for secret in (auth.token, auth.api_key) if secret),
+            secrets=credentials(message.settings.auth),
         )
 
     def on_chunk(self, chunk: Chunk) -> None:
-        kept, not_shipped = self.chain.apply(chunk.records)
+        if chunk.block is None:
+            self.emit(None, chunk.final)
+            return
+        kept, not_shipped = self.chain.apply(chunk.block)
         self.emit(kept, chunk.final, not_shipped)

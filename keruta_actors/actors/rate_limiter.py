@@ -15,7 +15,7 @@ from collections import Counter, deque
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import Chunk, Configure
 from keruta_actors.policy.rate_limit import HierarchicalLimiter
-from keruta_actors.records import SOURCE
+from keruta_actors.records import SOURCES, RecordBlock
 
 
 class RateLimiter(Stage):
@@ -36,15 +36,18 @@ class RateLimiter(Stage):
         )
         self.drop_excess = performance.on_rate_limit == "drop"
         self.max_waiting = streaming.buffer_size
-        self.waiting: deque = deque()
+        self.waiting: deque[RecordBlock] = deque()
+        self.waiting_records = 0
         self.final_seen = False
 
     def on_chunk(self, chunk: Chunk) -> None:
         if self.unlimited:
-            self.emit(chunk.records, chunk.final)
+            self.emit(chunk.block, chunk.final)
             return
-        self.waiting.extend(chunk.records)
-        self.final_seen = chunk.final
+        if chunk.block is not None:
+            self.waiting.append(chunk.block)
+            self.waiting_records += len(chunk.block)
+        self.final_seen = self.final_seen or chunk.final
         self._release(time.monotonic())
 
     def on_tick(self, now: float) -> None:
@@ -52,31 +55,31 @@ class RateLimiter(Stage):
         self.settle_upstream()
 
     def holding_back(self) -> bool:
-        return len(self.waiting) > self.max_waiting or self.outbox.congested
+        return self.waiting_records > self.max_waiting or self.outbox.congested
 
     def _release(self, now: float) -> None:
-        released: list = []
-        dropped: Counter[str] = Counter()
+        """Pass on what the buckets grant, oldest first, a run of records of
+        one source at a time; wait (or drop, if so configured) for the rest."""
         while self.waiting:
-            source = self.waiting[0][SOURCE]
-            run = self._leading_run(source)
+            head = self.waiting[0]
+            source = SOURCES[head.sources[0]]
+            run = leading_run(head.sources)
             granted = self.limiter.grant(self.task_id, source, run, now)
-            released.extend(self.waiting.popleft() for _ in range(granted))
-            if granted == run:
-                continue
-            if not self.drop_excess:
+            dropped = run - granted if self.drop_excess else 0
+            passed, _, rest = head.cut([granted, dropped, len(head) - granted - dropped])
+            self.waiting_records -= granted + dropped
+            if len(rest):
+                self.waiting[0] = rest
+            else:
+                self.waiting.popleft()
+            self.emit(passed, not_shipped=Counter(rate_limited=dropped) if dropped else None)
+            if granted + dropped < run:
                 self.wake_at(self.limiter.retry_at(self.task_id, source, now))
                 break
-            for _ in range(run - granted):
-                self.waiting.popleft()
-            dropped["rate_limited"] += run - granted
-        self.emit(tuple(released), self.final_seen and not self.waiting, dropped)
+        if self.final_seen and not self.waiting:
+            self.emit(None, final=True)
 
-    def _leading_run(self, source: str) -> int:
-        """How many records at the head of the queue share `source`."""
-        run = 0
-        for record in self.waiting:
-            if record[SOURCE] != source:
-                break
-            run += 1
-        return run
+
+def leading_run(sources: bytes) -> int:
+    """How many records at the head share the first record's source."""
+    return len(sources) - len(sources.lstrip(sources[:1]))

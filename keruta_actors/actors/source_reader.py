@@ -24,17 +24,23 @@ from keruta_actors.adapters.child_process import ChildProcess
 from keruta_actors.errors import ChildStartError
 from keruta_actors.messages import ChildExited, ChildFailedToStart, Configure, Terminate
 from keruta_actors.policy.levels import default_level, detect_level
+from keruta_actors.policy.filters import SecretMasker, credentials
 from keruta_actors.policy.lines import LineSplitter
-from keruta_actors.records import make_record
+from keruta_actors.records import SOURCES, RecordBlock
 
 # How often to look at the child while its pipes stay open.
 CHILD_POLL_INTERVAL = 0.1
-# After the child exits, how long a grandchild may hold its pipes open.
+# After the child exits, how long its pipes may stay open and silent (a
+# grandchild still holds them) before the reader stops waiting for EOF.
 PIPE_GRACE = 2.0
 ECHO_FD = {"stdout": 1, "stderr": 2}
 
 
 class SourceReader(Stage):
+    # A child printing a steady trickle of lines would otherwise cost one
+    # message per line at every hop; 5 ms of linger is invisible in a log.
+    LINGER = 0.005
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.child: ChildProcess | None = None
@@ -70,13 +76,15 @@ class SourceReader(Stage):
             "hostname": plan.hostname,
             "agentVersion": plan.agent_version,
         }
+        # the command line may carry a credential: it must not leave in metadata
+        masker = SecretMasker(credentials(message.settings.auth))
         if plan.script_path:
-            shared["scriptPath"] = plan.script_path
+            shared["scriptPath"] = masker.mask_text(plan.script_path)
         else:
-            shared["command"] = shlex.join(plan.command)
-        self.metadata = {"stdout": dict(shared), "stderr": dict(shared)}
+            shared["command"] = masker.mask_text(shlex.join(plan.command))
+        self.shared = (shared,) * len(SOURCES)
         self.echo = {source: True for source in ("stdout", "stderr")}
-        self.exited_at: float | None = None
+        self.last_heard = time.monotonic()  # the last read that found data
         self.wake_at(time.monotonic() + CHILD_POLL_INTERVAL)
 
     def receiveMsg_WatchMessage(self, message: WatchMessage, sender) -> None:
@@ -91,11 +99,13 @@ class SourceReader(Stage):
             if data is None:
                 self._ship(source, self.splitters[source].finish(now))
             elif data:
+                self.last_heard = now
                 self._echo(source, data)
                 self._ship(source, self.splitters[source].feed(data, now))
         self._finish_if_done(now)
 
     def on_tick(self, now: float) -> None:
+        self.flush_lingering(now)
         if self.finished:
             return
         for source, splitter in self.splitters.items():
@@ -120,18 +130,11 @@ class SourceReader(Stage):
     def _ship(self, source: str, lines: list) -> None:
         if not lines:
             return
-        now = time.time()
-        number = self.line_numbers[source]
+        first = self.line_numbers[source] + 1
+        self.line_numbers[source] += len(lines)
         default = self.default_levels[source]
-        shared = self.metadata[source]
-        records = []
-        for text, extra in lines:
-            number += 1
-            metadata = shared if extra is None else {**shared, **extra}
-            level = detect_level(text, default)
-            records.append(make_record(self.run_id, source, number, now, level, text, metadata))
-        self.line_numbers[source] = number
-        self.emit(records)
+        levels = [detect_level(text, default) for text, _ in lines]
+        self.emit(RecordBlock.of_lines(self.run_id, source, first, time.time(), levels, lines, self.shared))
 
     def _echo(self, source: str, data: bytes) -> None:
         if not self.echo[source]:
@@ -147,15 +150,16 @@ class SourceReader(Stage):
         code = self.child.exit_code()
         if code is None:
             return
-        if self.exited_at is None:
-            self.exited_at = now
-        if self.child.pipes and now - self.exited_at < PIPE_GRACE:
-            return  # the pipes may still hold the child's last lines
-        for fd in list(self.child.pipes):
-            source = self.child.pipes[fd]
-            self.child.close_pipe(fd)
-            self._ship(source, self.splitters[source].finish(now))
+        if self.child.pipes:
+            # Unread output is never dropped: while held back, or while the
+            # pipes still deliver, wait; give up only on open, silent pipes.
+            if self.holding_back() or now - self.last_heard < PIPE_GRACE:
+                return
+            for fd in list(self.child.pipes):
+                source = self.child.pipes[fd]
+                self.child.close_pipe(fd)
+                self._ship(source, self.splitters[source].finish(now))
         self.finished = True
-        self.emit((), final=True)
+        self.emit(None, final=True)
         lines_read = sum(self.line_numbers.values())
         self.send(self.configured.supervisor, ChildExited(code, lines_read))

@@ -11,6 +11,7 @@ whose sequence number was already handled is only acknowledged again.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 
 from thespian.actors import PoisonMessage
@@ -18,6 +19,7 @@ from thespian.actors import PoisonMessage
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.messages import Chunk, ChunkAccepted, Configure
 from keruta_actors.policy.flow import Cut, Outbox
+from keruta_actors.records import RecordBlock
 
 # Chunks a stage may have in flight to the next: below Thespian's 20 pending
 # transmits, with room for control messages.
@@ -28,10 +30,13 @@ MAX_CHUNK_RECORDS = 4096
 
 
 class Stage(KerutaActor):
+    # How long records may wait to join the previous chunk (see policy/flow.py).
+    LINGER = 0.0
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.configured: Configure | None = None
-        self.outbox = Outbox(CREDIT_WINDOW, MAX_CHUNK_RECORDS)
+        self.outbox = Outbox(CREDIT_WINDOW, MAX_CHUNK_RECORDS, self.LINGER)
         self._next_seq = 1
         self._last_seq_in = 0
         self._upstream = None
@@ -51,14 +56,14 @@ class Stage(KerutaActor):
         """True while upstream must wait before sending more."""
         return self.outbox.congested
 
-    def emit(self, records, final: bool = False, not_shipped: Counter | None = None) -> None:
+    def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None) -> None:
         """Pass records on to the next stage (coalesced into chunks by the
         outbox), with counts of records not shipped since the last chunk."""
         if not_shipped:
             self.not_shipped.update(not_shipped)
-        if self.outbox.closed and not records:
+        if self.outbox.closed and not block:
             return  # the end of the stream was already passed on
-        self._send_cuts(self.outbox.add(records, final))
+        self._send_cuts(self.outbox.add(block, time.monotonic(), final))
 
     def settle_upstream(self) -> None:
         """Acknowledge upstream chunks that were held back, once there is room."""
@@ -81,19 +86,26 @@ class Stage(KerutaActor):
         self.settle_upstream()
 
     def receiveMsg_ChunkAccepted(self, message: ChunkAccepted, sender) -> None:
-        self._send_cuts(self.outbox.accepted())
+        self._send_cuts(self.outbox.accepted(time.monotonic()))
         self.settle_upstream()
 
     def receiveMsg_PoisonMessage(self, message: PoisonMessage, sender) -> None:
         # The next stage failed twice on a chunk. Free its credit so the rest
         # of the stream still flows, and let the supervisor count the loss.
         if isinstance(message.poisonMessage, Chunk):
-            self._send_cuts(self.outbox.accepted())
+            self._send_cuts(self.outbox.accepted(time.monotonic()))
         self.send(self.configured.supervisor, message)
 
+    def flush_lingering(self, now: float) -> None:
+        """Send what the linger held back, if its time has come; call from on_tick."""
+        self._send_cuts(self.outbox.flush(now))
+
     def _send_cuts(self, cuts: list[Cut]) -> None:
+        lingering_until = self.outbox.lingering_until()
+        if lingering_until is not None:
+            self.wake_at(lingering_until)
         for cut in cuts:
             counts = tuple(sorted(self.not_shipped.items()))
             self.not_shipped.clear()
-            self.send(self.configured.downstream, Chunk(self._next_seq, cut.records, cut.final, counts))
+            self.send(self.configured.downstream, Chunk(self._next_seq, cut.block, cut.final, counts))
             self._next_seq += 1

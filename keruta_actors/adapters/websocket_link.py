@@ -1,11 +1,11 @@
-"""One WebSocket connection to the keruta API, built on websocket-client.
+"""One WebSocket connection to the keruta API.
 
-websocket-client reads frames with blocking calls, while an actor must return
-to Thespian between messages. So a daemon thread reads frames and queues them
-as events, and writes one byte to a pipe; the connection actor watches that
-pipe (ThespianWatch) and drains the queue when it wakes. Sends happen on the
-actor's own thread; websocket-client keeps separate locks for sending and
-receiving, which is what makes this split safe.
+websocket-client makes the connection (handshake, TLS, credentials in the
+handshake) and frames what we send. Reading needs no thread: the connection
+actor asks Thespian to watch `fileno` (ThespianWatch), and when it is
+readable calls `receive`, which takes whatever the socket holds in one go and
+turns it into events through `FrameReader`. Pings from the server are
+answered here, in order with everything else on the link.
 
 Library exceptions are turned into `LinkError` here, at the boundary.
 """
@@ -13,16 +13,21 @@ Library exceptions are turned into `LinkError` here, at the boundary.
 from __future__ import annotations
 
 import json
-import os
-import queue
+import select
 import ssl
-import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import websocket
 
+from keruta_actors.adapters.frames import CLOSE, PING, PONG, TEXT, FrameError, FrameReader
+from keruta_actors.endpoints import clear_text_refusal
 from keruta_actors.errors import LinkError
+
+# The largest message from the server we accept. Servers send small control
+# messages (hello, ack, error); anything near this is hostile or broken.
+MAX_SERVER_MESSAGE = 1 << 20
+READ_SIZE = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,33 +65,30 @@ class WebSocketLink:
         self.verify_cert = verify_cert
         self.ca_file = ca_file
         self._socket: websocket.WebSocket | None = None
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        self._closing = False
+        self._frames = FrameReader(MAX_SERVER_MESSAGE)
 
     @property
-    def wake_fd(self) -> int:
-        """Readable whenever events are queued."""
-        return self._wake_read
+    def fileno(self) -> int:
+        """Readable when the server has said something."""
+        return self._socket.sock.fileno()
 
     def connect(self) -> None:
         """Open the connection and authenticate; raise LinkError on failure."""
-        sslopt = self._ssl_options()
+        refusal = clear_text_refusal(self.url, self.credentials is not None)
+        if refusal:
+            raise LinkError(refusal, fatal=True)
         try:
             self._socket = websocket.create_connection(
                 self.url,
                 timeout=self.timeout,
                 header=handshake_headers(self.credentials),
-                sslopt=sslopt,
-                enable_multithread=True,
+                sslopt=self._ssl_options(),
                 skip_utf8_validation=True,
             )
         except Exception as error:  # noqa: BLE001 - translated at the boundary
             raise LinkError.from_exception(error, f"cannot connect to {self.url}") from None
         if self.credentials is not None and self.credentials.kind == "bearer":
             self.send_text(json.dumps({"type": "auth", "token": self.credentials.secret}))
-        threading.Thread(target=self._read_frames, name="websocket-reader", daemon=True).start()
 
     def send_text(self, text: str) -> None:
         try:
@@ -100,32 +102,52 @@ class WebSocketLink:
         except Exception as error:  # noqa: BLE001
             raise LinkError.from_exception(error, "ping failed") from None
 
-    def events(self) -> list[Event]:
-        """Everything the server said since the last call, in order."""
+    def receive(self) -> list[Event]:
+        """Everything the server said that has arrived, in order; never blocks
+        for more. A final `closed` event means the link is over."""
         try:
-            while os.read(self._wake_read, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        drained = []
-        while True:
-            try:
-                drained.append(self._events.get_nowait())
-            except queue.Empty:
-                return drained
+            data, ended = self._read_available()
+            messages = self._frames.feed(data)
+        except FrameError as error:
+            return [Event("closed", f"protocol error from the server: {error}")]
+        except OSError as error:
+            return [Event("closed", f"connection lost: {describe(error)}")]
+        events = []
+        for opcode, payload in messages:
+            if opcode == TEXT:
+                events.append(Event("text", payload.decode("utf-8", "replace")))
+            elif opcode == PONG:
+                events.append(Event("pong", payload.decode("utf-8", "replace")))
+            elif opcode == PING:
+                self._socket.pong(payload)
+            elif opcode == CLOSE:
+                return events + [Event("closed", f"the server closed the connection{close_reason(payload)}")]
+        if ended:
+            events.append(Event("closed", "the server closed the connection without a close frame"))
+        return events
 
     def close(self) -> None:
-        self._closing = True
         if self._socket is not None:
             try:
                 self._socket.close(timeout=1)
             except Exception:  # noqa: BLE001 - closing a broken link is best effort
                 pass
-        for fd in (self._wake_read, self._wake_write):
+
+    def _read_available(self) -> tuple[bytes, bool]:
+        """What the socket holds now, and whether the peer has hung up. Reads
+        only while data is there: a socket with a timeout ignores MSG_DONTWAIT."""
+        sock = self._socket.sock
+        chunks = []
+        # TLS may hold decrypted bytes that the descriptor no longer shows
+        while (isinstance(sock, ssl.SSLSocket) and sock.pending()) or select.select([sock], [], [], 0)[0]:
             try:
-                os.close(fd)
-            except OSError:
-                pass
+                data = sock.recv(READ_SIZE)
+            except ssl.SSLWantReadError:  # only part of a TLS record is here yet
+                break
+            if not data:
+                return b"".join(chunks), True
+            chunks.append(data)
+        return b"".join(chunks), False
 
     def _ssl_options(self) -> dict:
         if urlsplit(self.url).scheme != "wss":
@@ -136,30 +158,6 @@ class WebSocketLink:
         if self.ca_file:
             options["ca_certs"] = self.ca_file
         return options
-
-    def _read_frames(self) -> None:
-        while not self._closing:
-            try:
-                opcode, frame = self._socket.recv_data_frame(True)
-            except websocket.WebSocketTimeoutException:
-                continue
-            except Exception as error:  # noqa: BLE001 - any read failure ends the link
-                self._post(Event("closed", f"connection lost: {describe(error)}"))
-                return
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._post(Event("closed", f"server closed the connection{close_reason(frame.data)}"))
-                return
-            if opcode == websocket.ABNF.OPCODE_PONG:
-                self._post(Event("pong", frame.data.decode("utf-8", "replace")))
-            elif opcode == websocket.ABNF.OPCODE_TEXT:
-                self._post(Event("text", frame.data.decode("utf-8", "replace")))
-
-    def _post(self, event: Event) -> None:
-        self._events.put(event)
-        try:
-            os.write(self._wake_write, b"!")
-        except OSError:
-            pass  # the pipe is full (the actor will drain it anyway) or closed
 
 
 def describe(error: BaseException) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keruta_actors.records import TIMESTAMP, Record
+from keruta_actors.records import RecordBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +26,18 @@ class Confirmed:
 class DeliveryLedger:
     def __init__(self, max_in_flight: int) -> None:
         self.max_in_flight = max_in_flight
-        self._unacked: dict[int, tuple[Record, ...]] = {}  # insertion = send order
+        self._unacked: dict[int, RecordBlock] = {}  # insertion = send order
         self._next_id = 1
         self.delivered = 0
 
-    def open(self, batches: list[tuple[Record, ...]]) -> list[tuple[int, tuple[Record, ...]]]:
+    def open(self, batches: list[RecordBlock]) -> list[tuple[int, RecordBlock]]:
         """Give each batch an id and remember it until acknowledged."""
         numbered = []
-        for records in batches:
+        for batch in batches:
             batch_id = self._next_id
             self._next_id += 1
-            self._unacked[batch_id] = records
-            numbered.append((batch_id, records))
+            self._unacked[batch_id] = batch
+            numbered.append((batch_id, batch))
         return numbered
 
     def acked(self, batch_ids: tuple[int, ...], now: float) -> Confirmed:
@@ -46,15 +46,15 @@ class DeliveryLedger:
         count = 0
         latencies: list[float] = []
         for batch_id in batch_ids:
-            records = self._unacked.pop(batch_id, None)
-            if records is None:
+            batch = self._unacked.pop(batch_id, None)
+            if batch is None:
                 continue
-            count += len(records)
-            latencies.extend(max(0.0, now - record[TIMESTAMP]) for record in records)
+            count += len(batch)
+            latencies.extend(max(0.0, now - timestamp) for timestamp in batch.timestamps)
         self.delivered += count
         return Confirmed(count, tuple(latencies))
 
-    def unacked(self) -> list[tuple[int, tuple[Record, ...]]]:
+    def unacked(self) -> list[tuple[int, RecordBlock]]:
         """Every batch still waiting for confirmation, oldest first."""
         return list(self._unacked.items())
 
@@ -69,4 +69,4 @@ class DeliveryLedger:
 
     @property
     def undelivered(self) -> int:
-        return sum(len(records) for records in self._unacked.values())
+        return sum(len(batch) for batch in self._unacked.values())

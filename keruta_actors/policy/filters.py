@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import count
 
-from ..records import LEVEL, LEVEL_RANK, LEVELS, MESSAGE, Record, with_message
+from ..records import LEVEL_RANK, RecordBlock
 
 DEFAULT_EXCLUDES = (".*password.*", ".*secret.*", ".*token.*")
 DEFAULT_INCLUDES = (".*",)
@@ -48,7 +48,7 @@ _SAFE_ESCAPES = frozenset("dwbB")
 
 
 class FilterChain:
-    """Level, exclude and include rules plus secret masking, for chunks of records."""
+    """Level, exclude and include rules plus secret masking, for blocks of records."""
 
     def __init__(
         self,
@@ -59,48 +59,49 @@ class FilterChain:
     ) -> None:
         """An empty include list keeps everything, like the default `.*`.
         Raises `re.error` for an invalid pattern, KeyError for an unknown level."""
-        self._shipped_levels = frozenset(LEVELS[LEVEL_RANK[min_level] :])
+        self._min_rank = LEVEL_RANK[min_level]
         self._exclude = PatternSet(exclude_patterns)
         include = PatternSet(include_patterns)
         self._include = None if include.matches_all or not include else include
         self._masker = SecretMasker(secrets)
 
-    def apply(self, records: list[Record]) -> tuple[list[Record], Counter[str]]:
+    def apply(self, block: RecordBlock) -> tuple[RecordBlock, Counter[str]]:
         """The records to ship, in order, and the others counted by reason."""
         dropped: Counter[str] = Counter()
-        records = self._at_level(records, dropped)
-        messages = [record[MESSAGE] for record in records]
-        joined = "\n".join(messages)
-        excluded = self._exclude.matching(messages, joined)
-        if self._include:
-            included = self._include.matching(messages, joined)
-            kept = [records[index] for index in sorted(included - excluded)]
+        messages = block.messages()
+        candidates = self._at_level(block.levels, dropped)
+        if candidates is None:
+            candidates, texts, joined = range(len(messages)), messages, block.text
         else:
-            kept = _without(records, excluded)
+            texts = [messages[index] for index in candidates]
+            joined = "\n".join(texts)
+        excluded = self._exclude.matching(texts, joined)
+        if self._include:
+            keep = sorted(self._include.matching(texts, joined) - excluded)
+        elif excluded:
+            keep = [position for position in range(len(texts)) if position not in excluded]
+        else:
+            keep = range(len(texts))
+        kept = [candidates[position] for position in keep]
         _tally(dropped, "excluded", len(excluded))
-        _tally(dropped, "not_included", len(records) - len(kept) - len(excluded))
+        _tally(dropped, "not_included", len(texts) - len(kept) - len(excluded))
+        replaced = None
         if self._masker.found_in(joined):
-            kept = [self._masker.mask_record(record) for record in kept]
-        return kept, dropped
+            replaced = {index: self._masker.mask_text(messages[index]) for index in kept}
+        return block.select(kept, replaced), dropped
 
-    def _at_level(self, records: list[Record], dropped: Counter[str]) -> list[Record]:
-        shipped = self._shipped_levels
-        if len(shipped) == len(LEVELS):
-            return records
-        kept = [record for record in records if record[LEVEL] in shipped]
-        _tally(dropped, "below_level", len(records) - len(kept))
-        return kept
+    def _at_level(self, levels: bytes, dropped: Counter[str]) -> list[int] | None:
+        """Indices of the records at or above the level, None if that is all."""
+        if not levels or min(levels) >= self._min_rank:
+            return None
+        shipped = [index for index, rank in enumerate(levels) if rank >= self._min_rank]
+        _tally(dropped, "below_level", len(levels) - len(shipped))
+        return shipped
 
 
-def _without(records: list[Record], indices: set[int]) -> list[Record]:
-    # Deleting a few hits costs less than testing every index for membership;
-    # each deletion moves the list's tail, so many hits take the other way.
-    if len(indices) * 8 > len(records):
-        return [record for index, record in enumerate(records) if index not in indices]
-    kept = list(records)
-    for index in sorted(indices, reverse=True):
-        del kept[index]
-    return kept
+def credentials(auth) -> tuple[str, ...]:
+    """The configured secrets (`settings.auth`) that must never be shipped."""
+    return tuple(secret for secret in (auth.token, auth.api_key) if secret)
 
 
 def _tally(counter: Counter[str], reason: str, number: int) -> None:
@@ -134,10 +135,6 @@ class SecretMasker:
         for secret in self._secrets:
             text = text.replace(secret, self.mask)
         return text
-
-    def mask_record(self, record: Record) -> Record:
-        message = record[MESSAGE]
-        return with_message(record, self.mask_text(message)) if self.found_in(message) else record
 
 
 class PatternSet:

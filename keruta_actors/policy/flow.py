@@ -11,7 +11,10 @@ So records are coalesced into chunks, Nagle-style: when nothing is in flight
 to the next stage the records go at once (one hop of latency); otherwise they
 gather in the open chunk until the next stage accepts one (a credit comes
 back) or the chunk is full. Chunk size follows the load by itself, and at most
-`window` chunks are ever in flight. When more than a window's worth of records
+`window` chunks are ever in flight. With a `linger`, records that follow the
+last chunk within that time wait out the rest of it, so that a child printing
+a steady trickle of lines sends one chunk per linger instead of one per line;
+a line after a quiet spell still goes at once. When more than a window's worth of records
 waits here, `congested` tells the stage to hold its own upstream back, and the
 pressure travels to the source reader, which stops reading the child's pipes:
 the child then blocks on write instead of the agent growing without bound.
@@ -21,39 +24,57 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from keruta_actors.records import RecordBlock
+
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """A chunk to send: its records and whether it is the stream's last."""
+    """A chunk to send: its records (None if it has none) and whether it is
+    the stream's last."""
 
-    records: tuple
+    block: RecordBlock | None
     final: bool
 
 
 class Outbox:
-    def __init__(self, window: int, max_records: int) -> None:
+    def __init__(self, window: int, max_records: int, linger: float = 0.0) -> None:
         if window < 1 or max_records < 1:
             raise ValueError("window and max_records must be at least 1")
         self.window = window
         self.max_records = max_records
+        self.linger = linger
         self.in_flight = 0
-        self._open: list = []
+        self._last_cut = float("-inf")
+        self._open: list[RecordBlock] = []
+        self._held = 0
         self._final_requested = False
         self._final_cut = False
 
-    def add(self, records, final: bool = False) -> list[Cut]:
-        """Queue `records` (and, with `final`, the end of the stream);
-        return the chunks to send now, in order."""
+    def add(self, block: RecordBlock | None, now: float, final: bool = False) -> list[Cut]:
+        """Queue `block` (and, with `final`, the end of the stream); return
+        the chunks to send now, in order."""
         if self._final_requested:
             raise ValueError("records added after the final chunk")
-        self._open.extend(records)
+        if block is not None and len(block):
+            self._open.append(block)
+            self._held += len(block)
         self._final_requested = final
-        return self._cut()
+        return self._cut(now)
 
-    def accepted(self) -> list[Cut]:
+    def accepted(self, now: float) -> list[Cut]:
         """The next stage accepted a chunk; return the chunks to send now."""
         self.in_flight = max(0, self.in_flight - 1)
-        return self._cut()
+        return self._cut(now)
+
+    def lingering_until(self) -> float | None:
+        """When records held back by the linger must go (call `flush` then)."""
+        if self._held and self.in_flight == 0 and not self._final_requested:
+            return self._last_cut + self.linger
+        return None
+
+    def flush(self, now: float) -> list[Cut]:
+        """The linger may be over: return the chunks to send now."""
+        return self._cut(now)
 
     @property
     def closed(self) -> bool:
@@ -63,25 +84,49 @@ class Outbox:
     @property
     def held(self) -> int:
         """Records waiting here for a chunk to carry them."""
-        return len(self._open)
+        return self._held
 
     @property
     def congested(self) -> bool:
         """True when upstream should be held back."""
-        return len(self._open) >= self.window * self.max_records
+        return self._held >= self.window * self.max_records
 
-    def _cut(self) -> list[Cut]:
+    def _cut(self, now: float) -> list[Cut]:
         cuts = []
         while self.in_flight < self.window and not self._final_cut:
-            full = len(self._open) >= self.max_records
+            full = self._held >= self.max_records
+            idle = self.in_flight == 0 and self._held and now >= self._last_cut + self.linger
             # Draining: no reason left to wait for more records.
-            go_now = (self.in_flight == 0 and self._open) or self._final_requested
+            go_now = idle or self._final_requested
             if not (full or go_now):
                 break
-            records = tuple(self._open[: self.max_records])
-            del self._open[: self.max_records]
-            final = self._final_requested and not self._open
+            block = self._take(self.max_records)
+            final = self._final_requested and not self._held
             self._final_cut = final
-            cuts.append(Cut(records, final))
+            cuts.append(Cut(block, final))
             self.in_flight += 1
+            self._last_cut = now
         return cuts
+
+    def _take(self, limit: int) -> RecordBlock | None:
+        """Up to `limit` of the oldest records, as one block."""
+        taken: list[RecordBlock] = []
+        count = 0
+        while self._open and count < limit:
+            head = self._open[0]
+            if taken and not taken[0].joins(head):
+                break
+            room = limit - count
+            if len(head) > room:
+                # One split of the text for all the chunks this block will fill.
+                rest = len(head) - room
+                sizes = [room] + [self.max_records] * (rest // self.max_records)
+                if rest % self.max_records:
+                    sizes.append(rest % self.max_records)
+                head, *self._open[0:1] = head.cut(sizes)
+            else:
+                self._open.pop(0)
+            taken.append(head)
+            count += len(head)
+        self._held -= count
+        return RecordBlock.concat(taken) if taken else None

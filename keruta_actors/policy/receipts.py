@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keruta_actors.records import LogMessageEncoder, Record
+from keruta_actors.records import LogMessageEncoder, RecordBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +81,9 @@ class Receipts:
         return min(self._sent_at.values(), default=None)
 
 
-def encode_batch(
-    batch_id: int, records: tuple[Record, ...], encoder: LogMessageEncoder, batch_frames: bool
-) -> list[str]:
+def encode_batch(batch_id: int, batch: RecordBlock, encoder: LogMessageEncoder, batch_frames: bool) -> list[str]:
     """The text frames that carry one batch."""
-    messages = [encoder.encode(record) for record in records]
+    messages = [encoder.encode(record) for record in batch.rows()]
     if batch_frames:
         return [f'{{"type":"logs","batchId":{batch_id},"taskId":{encoder.task_json},"logs":[{",".join(messages)}]}}']
     return messages

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 
 from aiohttp import web
 
+from keruta_actors.errors import KerutaError
 from keruta_actors.receiver.protocol import DEFAULT_CAPABILITIES
 from keruta_actors.receiver.store import LogStore
 from keruta_actors.receiver.ws_ingest import IngestEndpoint
@@ -23,7 +25,7 @@ STORE = web.AppKey("store", LogStore)
 WS_PATH = "/ws/tasks"
 
 
-class ReceiverError(Exception):
+class ReceiverError(KerutaError):
     """The receiver could not start; the message is one line for the user."""
 
 
@@ -32,8 +34,11 @@ def build_app(
     token: str | None = None,
     capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
 ) -> web.Application:
+    try:
+        store = LogStore(db_path)
+    except sqlite3.Error as exc:
+        raise ReceiverError(f"cannot open database {db_path}: {exc}") from exc
     app = web.Application()
-    store = LogStore(db_path)
     app[STORE] = store
     ingest = IngestEndpoint(store, token, capabilities)
     app.router.add_get(WS_PATH + "/{taskId}", ingest.handle)
@@ -80,8 +85,10 @@ def run_receiver(
 ) -> None:
     """Serve in the foreground until SIGINT or SIGTERM."""
 
+    netloc = f"[{host}]" if ":" in host else host
+
     def announce(bound: int) -> None:
-        print(f"receiver listening on ws://{host}:{bound}{WS_PATH}/{{taskId}} (db: {db_path})", flush=True)
+        print(f"receiver listening on ws://{netloc}:{bound}{WS_PATH}/{{taskId}} (db: {db_path})", flush=True)
 
     async def main() -> None:
         stop = asyncio.Event()

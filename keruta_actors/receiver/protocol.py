@@ -12,9 +12,9 @@ received once a ping sent after them is answered, so answering early would
 let it forget records the receiver never kept.
 
 Records are held and stored many frames to a transaction, because a commit
-costs as much as storing a few dozen records: they are stored once the client
+costs about as much as storing ten records: they are stored once the client
 goes quiet (every frame already read has been handled), before any reply, or
-when `hold` records have gathered. A batch is still stored whole or not at
+when `HOLD` records have gathered. A batch is still stored whole or not at
 all, and acked only after its transaction has committed.
 """
 
@@ -30,6 +30,7 @@ from keruta_actors.records import LEVELS, SOURCES
 DEFAULT_CAPABILITIES = ("batch", "ack")
 UNAUTHORIZED = 4401  # a private-use close code: 4000 + the HTTP status
 INTERNAL_ERROR = 1011
+HOLD = 1000  # records waiting that make a store happen at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +74,10 @@ class IngestSession:
         task_id: str,
         token: str | None = None,
         capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
-        hold: int = 1000,
     ) -> None:
         self.task_id = task_id
         self._token = token
         self._capabilities = capabilities
-        self._hold = hold
         self._held: list[dict[str, Any]] = []
         self._held_acks: list[Any] = []
         self.authenticated = False
@@ -200,7 +199,7 @@ class IngestSession:
         return [store]
 
     def _flush_if_full(self) -> list[Action]:
-        return self._flush() if len(self._held) >= self._hold else []
+        return self._flush() if len(self._held) >= HOLD else []
 
     def _announced(self, capability: str) -> bool:
         return self._capabilities is not None and capability in self._capabilities

@@ -5,9 +5,9 @@ out. aiohttp's automatic pong is off: it would answer a ping inside
 `receive()`, ahead of records the session still holds, so pings are handed to
 the session and answered in order.
 
-Stores run on the event loop's thread: each is one short SQLite transaction,
-and a handler that waits for its own store before reading on is what keeps
-acks and pongs behind the records they vouch for.
+Stores run synchronously on the event loop's thread, so no reply sent after a
+store can overtake it. (A writer thread would also fight the loop for the GIL
+on every row: measured four times slower.)
 """
 
 from __future__ import annotations

@@ -3,21 +3,22 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from keruta_actors.policy.batching import RECORD_OVERHEAD_BYTES, BatchPolicy, estimated_size
-from keruta_actors.records import ID, make_record
+from keruta_actors.policy.batching import RECORD_OVERHEAD_BYTES, BatchPolicy, estimated_sizes
+from keruta_actors.records import ID, SOURCE_CODE, RecordBlock, empty_block, make_record
 
-META = {"pid": 1}
+SHARED = ({"pid": 1}, {"pid": 1, "stream": 2}, {"agent": True})
 
 
 def records(first, count, length=10):
-    return [
-        make_record("run", "stdout", n, 0.0, "INFO", "x" * length, META)
+    rows = [
+        make_record("run", "stdout", n, 0.0, "INFO", "x" * length, SHARED[0])
         for n in range(first, first + count)
     ]
+    return RecordBlock.of_rows("run", rows, SHARED)
 
 
 def line_numbers(batches):
-    return [[record[2] for record in batch] for batch in batches]
+    return [list(batch.line_numbers) for batch in batches]
 
 
 def test_full_batches_go_at_once_and_the_rest_waits():
@@ -72,15 +73,46 @@ def test_a_batch_no_record_can_join_is_full():
 
 def test_a_record_bigger_than_the_cap_goes_alone():
     policy = BatchPolicy(batch_size=10, flush_interval=1.0, max_batch_bytes=500)
-    policy.offer(records(0, 1, length=10) + records(1, 1, length=5000), now=0.0)
+    policy.offer(RecordBlock.concat([records(0, 1, length=10), records(1, 1, length=5000)]), now=0.0)
     assert line_numbers(policy.take(now=0.0, link_idle=False)) == [[0], [1]]
 
 
 def test_nothing_pending_gives_no_batch():
     policy = BatchPolicy(batch_size=3, flush_interval=1.0, max_batch_bytes=10**6)
     assert policy.take(now=0.0, link_idle=True, draining=True) == []
-    policy.offer([], now=0.0)
-    assert policy.next_deadline() is None
+    policy.offer(empty_block("run", SHARED), now=0.0)
+    assert policy.next_deadline() is None and policy.pending() == 0
+    assert policy.take(now=0.0, link_idle=True, draining=True) == []
+
+
+def test_the_estimate_is_the_message_plus_the_fixed_overhead():
+    overhead = RECORD_OVERHEAD_BYTES
+    assert estimated_sizes(["", "abc", "é"]) == [overhead, overhead + 3, overhead + 1]
+
+
+def test_records_of_two_runs_never_share_a_batch():
+    policy = BatchPolicy(batch_size=10, flush_interval=1.0, max_batch_bytes=10**6)
+    other = make_record("rerun", "stdout", 7, 0.0, "INFO", "y", SHARED[0])
+    policy.offer(records(0, 2), now=0.0)
+    policy.offer(RecordBlock.of_rows("rerun", [other], SHARED), now=0.0)
+    policy.offer(records(2, 1), now=0.0)
+    batches = policy.take(now=0.0, link_idle=False, draining=True)
+    assert [[row[ID] for row in batch.rows()] for batch in batches] == [
+        ["run-stdout-0", "run-stdout-1"],
+        ["rerun-stdout-7"],
+        ["run-stdout-2"],
+    ]
+
+
+def test_a_batch_joins_the_tails_and_heads_of_offered_blocks_in_order():
+    policy = BatchPolicy(batch_size=3, flush_interval=1.0, max_batch_bytes=10**6)
+    policy.offer(records(0, 2), now=0.0)
+    policy.offer(records(2, 3), now=0.0)
+    policy.offer(records(5, 2), now=0.0)
+    batches = policy.take(now=0.0, link_idle=False)
+    assert line_numbers(batches) == [[0, 1, 2], [3, 4, 5]]
+    assert [list(batch.rows()) for batch in batches] == [list(records(first, 3).rows()) for first in (0, 3)]
+    assert policy.pending() == 1
 
 
 @pytest.mark.parametrize("args", [(0, 1.0, 100), (1, -1.0, 100), (1, 1.0, 0)])
@@ -95,24 +127,28 @@ TICK = 0.05
 
 class BatcherMachine(RuleBasedStateMachine):
     """The policy driven as the batcher actor drives it: `take` after every
-    offer, and at `next_deadline()` (plus up to a tick of lateness)."""
+    offer, and at `next_deadline()` (plus up to a tick of lateness). Offers
+    mix sources, lines with metadata of their own, and now and then a block
+    of another run, which must never share a batch."""
 
     def __init__(self):
         super().__init__()
         self.now = 1000.0
-        self.offered = []  # records in offer order
+        self.offered = []  # records (rows) in offer order
         self.arrival = {}  # record id -> offer time
-        self.sent = []  # records in send order
+        self.sent = []  # records (rows) in send order
 
     def _take(self, link_idle, draining=False):
         for batch in self.policy.take(self.now, link_idle, draining):
-            assert batch, "empty batch"
+            assert isinstance(batch, RecordBlock)
+            assert len(batch), "empty batch"
             assert len(batch) <= self.policy.batch_size
             if len(batch) > 1:
-                assert sum(map(estimated_size, batch)) <= self.policy.max_batch_bytes
-            for record in batch:
-                assert self.now - self.arrival[record[ID]] <= self.policy.flush_interval + TICK
-            self.sent.extend(batch)
+                assert sum(estimated_sizes(batch.messages())) <= self.policy.max_batch_bytes
+            rows = list(batch.rows())
+            for row in rows:
+                assert self.now - self.arrival[row[ID]] <= self.policy.flush_interval + TICK
+            self.sent.extend(rows)
 
     @initialize(
         batch_size=st.integers(1, 6),
@@ -122,15 +158,22 @@ class BatcherMachine(RuleBasedStateMachine):
     def configure(self, batch_size, flush_interval, max_batch_bytes):
         self.policy = BatchPolicy(batch_size, flush_interval, max_batch_bytes)
 
-    @rule(lengths=st.lists(st.integers(0, 1200), max_size=8), link_idle=st.booleans())
-    def offer(self, lengths, link_idle):
-        chunk = [
-            make_record("run", "stdout", len(self.offered) + i, 0.0, "INFO", "m" * n, META)
-            for i, n in enumerate(lengths)
-        ]
-        self.policy.offer(chunk, self.now)
-        self.offered.extend(chunk)
-        self.arrival.update((record[ID], self.now) for record in chunk)
+    @rule(
+        lines=st.lists(st.tuples(st.integers(0, 1200), st.sampled_from(["stdout", "stderr"]), st.booleans()),
+                       max_size=8),
+        run_id=st.sampled_from(["run", "run", "rerun"]),
+        link_idle=st.booleans(),
+    )
+    def offer(self, lines, run_id, link_idle):
+        rows = []
+        for length, source, partial in lines:
+            shared = SHARED[SOURCE_CODE[source]]
+            metadata = {**shared, "partial": True} if partial else shared
+            number = len(self.offered) + len(rows)
+            rows.append(make_record(run_id, source, number, 0.0, "INFO", "m" * length, metadata))
+        self.policy.offer(RecordBlock.of_rows(run_id, rows, SHARED), self.now)
+        self.offered.extend(rows)
+        self.arrival.update((row[ID], self.now) for row in rows)
         self._take(link_idle)
 
     @rule(dt=st.floats(0, 2), lateness=st.floats(0, TICK))

@@ -2,11 +2,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keruta_actors.policy.delivery import DeliveryLedger
-from keruta_actors.records import make_record
+from keruta_actors.records import RecordBlock, make_record
+
+SHARED = ({"processId": 1}, {"processId": 1}, {})
 
 
-def records(n, timestamp=100.0):
-    return tuple(make_record("r", "stdout", i, timestamp, "INFO", f"line {i}", {}) for i in range(n))
+def records(n, timestamp=100.0, first=0):
+    numbers = range(first, first + n)
+    rows = [make_record("r", "stdout", i, timestamp, "INFO", f"line {i}", SHARED[0]) for i in numbers]
+    return RecordBlock.of_rows("r", rows, SHARED)
 
 
 def test_open_numbers_batches_and_acks_confirm_them():
@@ -18,6 +22,27 @@ def test_open_numbers_batches_and_acks_confirm_them():
     assert confirmed.records == 3 and confirmed.latencies == (1.5, 1.5, 1.5)
     assert ledger.unacked() == [numbered[0]]
     assert ledger.delivered == 3
+
+
+def test_unacknowledged_batches_are_handed_out_again_unchanged_and_in_order():
+    ledger = DeliveryLedger(max_in_flight=4)
+    first, second, third = (records(2, first=0), records(1, first=2), records(3, first=3))
+    numbered = ledger.open([first, second, third])
+    ledger.acked((2,), now=100.0)
+    assert [(batch_id, batch) for batch_id, batch in ledger.unacked()] == [(1, first), (3, third)]
+    # The very same records, so a resend carries the same record ids.
+    assert ledger.unacked()[0][1] is first and ledger.unacked()[1][1] is third
+    assert [batch_id for batch_id, _ in ledger.open([records(1, first=6)])] == [4]
+    assert numbered[0] == (1, first)
+
+
+def test_latency_is_taken_per_record_from_when_it_was_read():
+    ledger = DeliveryLedger(max_in_flight=4)
+    read_at = (100.0, 100.5, 103.0)
+    rows = [make_record("r", "stdout", i, t, "INFO", "x", SHARED[0]) for i, t in enumerate(read_at)]
+    ledger.open([RecordBlock.of_rows("r", rows, SHARED)])
+    # A record stamped after `now` (clocks differ) counts as no latency, never a negative one.
+    assert ledger.acked((1,), now=102.0).latencies == (2.0, 1.5, 0.0)
 
 
 def test_repeated_and_unknown_acks_are_ignored():

@@ -1,0 +1,28 @@
+from keruta_actors.actors.filter import Filter
+from keruta_actors.messages import Chunk, ChunkAccepted, Configure
+
+
+def test_filters_a_chunk_and_passes_the_counts_on(system, probe, seen, plan, make_settings, lines):
+    supervisor, downstream, upstream = probe(), probe(), probe()
+    stage = system.createActor(Filter)
+    settings = make_settings(**{"auth.token": "tok-12345"})
+    system.tell(stage, Configure(settings, plan, supervisor=supervisor, downstream=downstream))
+    block = lines(1, 4, text="step {n} with tok-12345")
+    system.tell(upstream, ("send", stage, Chunk(1, block, final=True, not_shipped=(("below_level", 2),))))
+    (chunk,) = seen(downstream, Chunk)
+    assert chunk.final and list(chunk.block.line_numbers) == [1, 2, 3, 4]
+    assert all("tok-12345" not in message for message in chunk.block.messages())
+    assert dict(chunk.not_shipped) == {"below_level": 2}
+    assert seen(upstream, ChunkAccepted) == [ChunkAccepted(1)]
+
+
+def test_a_repeated_chunk_is_acknowledged_but_not_passed_on_twice(system, probe, seen, plan, make_settings, lines):
+    supervisor, downstream, upstream = probe(), probe(), probe()
+    stage = system.createActor(Filter)
+    system.tell(stage, Configure(make_settings(), plan, supervisor=supervisor, downstream=downstream))
+    chunk = Chunk(1, lines(1, 2, text="password {n}"))
+    system.tell(upstream, ("send", stage, chunk))
+    system.tell(upstream, ("send", stage, chunk))
+    assert seen(upstream, ChunkAccepted) == [ChunkAccepted(1), ChunkAccepted(1)]
+    # both lines were excluded: nothing went on, and the count waits for the next chunk
+    assert seen(downstream, Chunk) == []
