@@ -200,9 +200,10 @@ def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, bat
     }
 
 
-def idle_cpu_percent(samples: dict) -> float:
-    if "from" not in samples or "to" not in samples or samples["to"][0] <= samples["from"][0]:
-        return float("nan")
+def idle_cpu_percent(samples: dict) -> float | None:
+    """CPU use while idle, if the idle window was long enough to say."""
+    if "from" not in samples or "to" not in samples or samples["to"][0] - samples["from"][0] < 1.0:
+        return None
     (t0, c0), (t1, c1) = samples["from"], samples["to"]
     return 100 * (c1 - c0) / (t1 - t0)
 
@@ -284,7 +285,8 @@ def show(name: str, result: dict) -> None:
         cells.append(f"receiver cpu {result['receiver_cpu_s']:.2f}s")
     if "pss_peak_mb" in result:
         cells.append(f"pss idle {result['pss_idle_mb']:.0f} MB peak {result['pss_peak_mb']:.0f} MB")
-        cells.append(f"idle cpu {result['idle_cpu_percent']:.1f}%")
+        if result["idle_cpu_percent"] is not None:
+            cells.append(f"idle cpu {result['idle_cpu_percent']:.1f}%")
     print("  ".join(cells), flush=True)
     if result.get("exit") or result.get("problem"):
         print(f"    exit {result.get('exit')}: {result.get('problem')}", flush=True)

@@ -23,12 +23,19 @@ from keruta_actors.messages import Batches, BatchesAcked, Configure, LinkLost, L
 from keruta_actors.policy.receipts import Receipts, encode_batch
 from keruta_actors.records import LogMessageEncoder
 
+# Confirmations gather this long before they go to the batcher as one
+# message: a message costs ~1 ms at each end, and a busy link confirms
+# thousands of batches a second.
+ACK_LINGER = 0.005
+
 class Connection(KerutaActor):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.link: WebSocketLink | None = None
         self.connected = False
         self.lost = False
+        self.confirmed: list[int] = []
+        self.confirm_due: float | None = None
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
@@ -60,7 +67,8 @@ class Connection(KerutaActor):
             return
         self.connected = True
         self.send(message.supervisor, LinkUp(message.generation, ()))
-        self.wake_at(time.monotonic() + self.heartbeat)
+        self.heartbeat_due = time.monotonic() + self.heartbeat
+        self.wake_at(self.heartbeat_due)
 
     def receiveMsg_Batches(self, message: Batches, sender) -> None:
         if self.lost:
@@ -83,6 +91,14 @@ class Connection(KerutaActor):
     def on_tick(self, now: float) -> None:
         if self.lost:
             return
+        if self.confirm_due is not None and now >= self.confirm_due:
+            self._send_confirmations()
+        if now >= self.heartbeat_due:
+            self._heartbeat(now)
+        if not self.lost:
+            self.wake_at(min(due for due in (self.heartbeat_due, self.confirm_due) if due is not None))
+
+    def _heartbeat(self, now: float) -> None:
         oldest = self.receipts.oldest_unanswered()
         if oldest is not None and now - oldest > self.heartbeat:
             self._lose(f"no pong from the server for {now - oldest:.0f}s")
@@ -92,7 +108,7 @@ class Connection(KerutaActor):
         except LinkError as error:
             self._lose(str(error))
             return
-        self.wake_at(now + self.heartbeat)
+        self.heartbeat_due = now + self.heartbeat
 
     def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
         if self.connected:
@@ -132,12 +148,23 @@ class Connection(KerutaActor):
         return ()
 
     def _confirm(self, batch_ids: list[int]) -> None:
-        if batch_ids:
-            self.send(self.batcher, BatchesAcked(tuple(batch_ids)))
+        if not batch_ids:
+            return
+        self.confirmed.extend(batch_ids)
+        if self.confirm_due is None:
+            self.confirm_due = time.monotonic() + ACK_LINGER
+            self.wake_at(self.confirm_due)
+
+    def _send_confirmations(self) -> None:
+        if self.confirmed:
+            self.send(self.batcher, BatchesAcked(tuple(self.confirmed)))
+        self.confirmed = []
+        self.confirm_due = None
 
     def _lose(self, problem: str, fatal: bool = False) -> None:
         if self.lost:
             return
+        self._send_confirmations()  # what the server stored need not be sent again
         self.lost = True
         if self.connected:
             self.link.close()
