@@ -76,12 +76,14 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="the agent's own log at DEBUG")
     parser.add_argument("--disable-log-streaming", action="store_true",
                         help="run the command without streaming its output")
+    parser.add_argument("--source", action="append", default=[], metavar="file:PATH|stdin",
+                        help="also stream a tailed file or the agent's stdin; may be repeated")
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        return usage_error("start needs a command after --, e.g. start --task-id T -- ./job.sh")
+    if not command and not args.source:
+        return usage_error("start needs a command after -- (start --task-id T -- ./job.sh) or a --source")
     return run(args, tuple(command), script_path="")
 
 
@@ -92,8 +94,20 @@ def cmd_execute(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str) -> int:
     if not args.task_id:
         return usage_error("--task-id is required (or set KERUTA_TASK_ID)")
+    problem = source_problem(args.source)
+    if problem:
+        return usage_error(problem)
     settings = load_settings(args.config, overrides=run_overrides(args))
+    streams = (2 if command else 0) + len(args.source)
+    limit = settings.log_streaming.performance.max_concurrent_streams
+    if streams > limit:
+        return usage_error(
+            f"{streams} streams to read (the command's stdout and stderr count as two, each --source as one) "
+            f"exceed logStreaming.performance.maxConcurrentStreams ({limit})"
+        )
     if not settings.log_streaming.enabled:
+        if not command:
+            return usage_error("with log streaming disabled there is nothing to do without a command")
         return run_without_streaming(command)
     from keruta_actors.agent import run_agent  # Thespian is needed only from here on
 
@@ -104,11 +118,26 @@ def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str) ->
         script_path=script_path,
         hostname=socket.gethostname(),
         agent_version=__version__,
+        sources=tuple(args.source),
+        cli_pid=os.getpid(),
     )
     finished = run_agent(settings, plan)
     if finished.problem:
         print(f"{PROG}: {finished.problem}", file=sys.stderr)
     return finished.exit_code
+
+
+def source_problem(sources: list[str]) -> str:
+    """Why the --source values cannot be used, or "" if they can."""
+    for source in sources:
+        if source != "stdin" and not (source.startswith("file:") and len(source) > len("file:")):
+            return f"--source {source!r}: expected file:PATH or stdin"
+    if sources.count("stdin") > 1:
+        return "--source stdin given more than once"
+    files = [source for source in sources if source != "stdin"]
+    if len(set(files)) != len(files):
+        return "the same --source file is given more than once"
+    return ""
 
 
 def run_overrides(args: argparse.Namespace) -> dict[str, object]:

@@ -37,7 +37,15 @@ from dataclasses import Field, dataclass, field, fields, is_dataclass
 from functools import cache
 from pathlib import Path
 from typing import (
-    Any, Callable, Iterable, Iterator, Mapping, Sequence, get_args, get_origin, get_type_hints,
+    Any,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+    get_args,
+    get_origin,
+    get_type_hints,
 )
 from urllib.parse import urlsplit
 

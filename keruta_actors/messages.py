@@ -7,6 +7,7 @@ measurements behind it):
     SourceReader --Chunk--> Filter --Chunk--> RateLimiter --Chunk--> Batcher
     Batcher --Batches--> Connection --(WebSocket)--> keruta API
     Connection --BatchesAcked--> Batcher --Drained--> Supervisor --AgentFinished--> CLI
+    SourceReader --InputEnded--> Supervisor
 
 Rules every type here keeps:
 - frozen, slotted dataclasses with plain, pickle-able fields (Thespian drops
@@ -32,10 +33,12 @@ class RunPlan:
 
     task_id: str
     run_id: str
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # empty when only other sources are read
     script_path: str = ""
     hostname: str = ""
     agent_version: str = ""
+    sources: tuple[str, ...] = ()  # "stdin", "file:PATH": read besides the child
+    cli_pid: int = 0  # the process the agent was started as
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +135,21 @@ class BatchesAcked:
 
 
 @dataclass(frozen=True, slots=True)
-class ChildExited:
-    """SourceReader -> Supervisor: the child is gone and its pipes are drained."""
+class InputEnded:
+    """SourceReader -> Supervisor: every source is read to its end (the child
+    exited and its pipes are drained, or there is no child and the input
+    closed or a signal asked to stop); the final chunk is on its way."""
 
-    exit_code: int
+    exit_code: int  # the child's, or 0 without one
     lines_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStarted:
+    """SourceReader -> Supervisor: the script runs as `pid` (its memory is
+    not the agent's)."""
+
+    pid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +209,28 @@ class DeliveryReport:
     delivered: int
     undelivered: int
     filtered: dict[str, int]
+
+
+# --- Memory ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RelieveMemory:
+    """Supervisor -> every stage: the agent is near `memoryLimitMB`; collect
+    garbage, give memory back, and shrink buffers to their base size."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryMemory:
+    """Anyone -> Supervisor: what did the last memory reading say?"""
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryMeasured:
+    """Supervisor -> the asker: the last reading of the whole agent (None
+    before the first), for the health check."""
+
+    reading: Any  # policy.memory.MemoryReading
 
 
 # --- Timers ------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -33,9 +35,6 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
-
-import sqlite3
-import socket
 
 import psutil
 import websocket

@@ -66,6 +66,11 @@ class Batcher(Stage):
     def holding_back(self) -> bool:
         return self.waiting() >= self.buffer.size
 
+    def on_relieve_memory(self) -> None:
+        # Upstream then waits, and records pile up in the child's pipe (or,
+        # once it exists, the spool) instead of this process.
+        self.buffer.shrink()
+
     def waiting(self) -> int:
         """Records held here and not yet handed to a connection."""
         return self.policy.pending() + self.ready_records

@@ -16,10 +16,18 @@ import time
 from thespian.actors import ActorExitRequest, ThespianWatch, WatchMessage
 
 from keruta_actors.actors.base import KerutaActor
+from keruta_actors.adapters.process_memory import release_memory
 from keruta_actors.adapters.websocket_link import Credentials, WebSocketLink
 from keruta_actors.endpoints import websocket_endpoint
 from keruta_actors.errors import LinkError
-from keruta_actors.messages import Batches, BatchesAcked, Configure, LinkLost, LinkUp
+from keruta_actors.messages import (
+    Batches,
+    BatchesAcked,
+    Configure,
+    LinkLost,
+    LinkUp,
+    RelieveMemory,
+)
 from keruta_actors.policy.receipts import Receipts, encode_batch
 from keruta_actors.records import LogMessageEncoder
 
@@ -109,6 +117,9 @@ class Connection(KerutaActor):
             self._lose(str(error))
             return
         self.heartbeat_due = now + self.heartbeat
+
+    def receiveMsg_RelieveMemory(self, message: RelieveMemory, sender) -> None:
+        release_memory()
 
     def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
         if self.connected:

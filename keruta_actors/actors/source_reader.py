@@ -1,14 +1,21 @@
-"""The source-reader stage: runs the child and turns its output into records.
+"""The source-reader stage: runs the child and turns its output, and any other
+source's bytes, into records.
 
-Thespian wakes this actor when a pipe is readable (ThespianWatch, which works
-on the multiprocTCPBase only). Each wake-up reads what is there, echoes it to
-the agent's own stdout/stderr (so `kubectl logs` still shows the script), and
-sends the complete lines on as one chunk. While the next stage is congested
-the pipes are not watched: the child then blocks on write, which is the
-backpressure the whole pipeline relies on.
+Every source is a stream with its own line numbering and id namespace: the
+child's stdout and stderr, the agent's stdin (`--source stdin`) and tailed
+files (`--source file:PATH`). Pipes are read when Thespian reports them
+readable (ThespianWatch, which works on the multiprocTCPBase only); files are
+polled on the tick. The child's output is also echoed to the agent's own
+stdout/stderr, so `kubectl logs` still shows the script.
 
-When both pipes are closed and the child has exited, the final chunk goes
-down the pipeline and the supervisor hears `ChildExited`.
+While the next stage is congested nothing is read, and while the outbox
+lingers the pipes gather lines for one read: the child then blocks on write,
+which is the backpressure the whole pipeline relies on.
+
+The input ends when the child has exited and its pipes are drained (other
+sources get one last read), or, without a child, when stdin ends (and no
+file is tailed) or a signal asks the agent to stop. Then the final chunk goes
+down the pipeline and the supervisor hears `InputEnded`.
 """
 
 from __future__ import annotations
@@ -16,24 +23,47 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from dataclasses import dataclass
 
 from thespian.actors import ThespianWatch, WatchMessage
 
 from keruta_actors.actors.stage import Stage
 from keruta_actors.adapters.child_process import ChildProcess
+from keruta_actors.adapters.inputs import Pipe, agent_stdin
 from keruta_actors.errors import ChildStartError
-from keruta_actors.messages import ChildExited, ChildFailedToStart, Configure, Terminate
-from keruta_actors.policy.levels import default_level, detect_level
+from keruta_actors.messages import (
+    ChildFailedToStart,
+    ChildStarted,
+    Configure,
+    InputEnded,
+    Terminate,
+)
 from keruta_actors.policy.filters import SecretMasker, credentials
+from keruta_actors.policy.levels import default_level, detect_level
 from keruta_actors.policy.lines import LineSplitter
 from keruta_actors.records import SOURCES, RecordBlock
 
-# How often to look at the child while its pipes stay open.
-CHILD_POLL_INTERVAL = 0.1
+# How often to look at the child and poll files.
+POLL_INTERVAL = 0.1
 # After the child exits, how long its pipes may stay open and silent (a
 # grandchild still holds them) before the reader stops waiting for EOF.
 PIPE_GRACE = 2.0
 ECHO_FD = {"stdout": 1, "stderr": 2}
+
+
+@dataclass(slots=True)
+class Stream:
+    """One source and what the reader keeps for it."""
+
+    source: Pipe  # or anything with the same read()/close()/polled/key
+    wire_source: str  # "stdout" | "stderr": the record's `source`
+    namespace: str  # the id prefix: distinct per stream
+    shared: tuple  # the metadata of its records, per SOURCES code
+    splitter: LineSplitter
+    default_level: str
+    echo_fd: int | None = None
+    line_number: int = 0
+    ended: bool = False
 
 
 class SourceReader(Stage):
@@ -44,83 +74,65 @@ class SourceReader(Stage):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.streams: list[Stream] = []
         self.child: ChildProcess | None = None
+        self.started = False
         self.finished = False
+        self.stop_requested = False
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
         # Not reading while held back is the backpressure; not reading while
-        # the outbox lingers lets the pipe gather lines for one read.
-        if self.child is None or self.finished or self.holding_back() or self.outbox.lingering_until():
+        # the outbox lingers lets the pipes gather lines for one read.
+        if self.finished or self.holding_back() or self.outbox.lingering_until():
             return ThespianWatch([])
-        return ThespianWatch(list(self.child.pipes))
+        return ThespianWatch([s.source.fd for s in self.streams if not s.ended and not s.source.polled])
 
     def on_configure(self, message: Configure) -> None:
-        if self.child is not None:
+        if self.started:
             return  # a repeated delivery of the same Configure
+        self.started = True
         plan = message.plan
         streaming = message.settings.log_streaming
-        self.run_id = plan.run_id
-        self.child = ChildProcess(plan.command)
-        try:
-            self.child.start()
-        except ChildStartError as error:
-            self.finished = True
-            self.send(message.supervisor, ChildFailedToStart(str(error), error.exit_code))
+        self.new_splitter = lambda: LineSplitter(streaming.filters.max_message_length, streaming.partial_line_timeout)
+        self.masker = SecretMasker(credentials(message.settings.auth))
+        self.base_metadata = {"hostname": plan.hostname, "agentVersion": plan.agent_version}
+        if plan.command and not self._start_child(plan):
             return
-        self.splitters = {
-            source: LineSplitter(streaming.filters.max_message_length, streaming.partial_line_timeout)
-            for source in ("stdout", "stderr")
-        }
-        self.line_numbers = {"stdout": 0, "stderr": 0}
-        self.default_levels = {source: default_level(source) for source in ("stdout", "stderr")}
-        shared = {
-            "processId": self.child.pid,
-            "hostname": plan.hostname,
-            "agentVersion": plan.agent_version,
-        }
-        # the command line may carry a credential: it must not leave in metadata
-        masker = SecretMasker(credentials(message.settings.auth))
-        if plan.script_path:
-            shared["scriptPath"] = masker.mask_text(plan.script_path)
-        else:
-            shared["command"] = masker.mask_text(shlex.join(plan.command))
-        self.shared = (shared,) * len(SOURCES)
-        self.echo = {source: True for source in ("stdout", "stderr")}
+        for spec in plan.sources:
+            self._add_stream(spec, plan)
         self.last_heard = time.monotonic()  # the last read that found data
-        self.wake_at(time.monotonic() + CHILD_POLL_INTERVAL)
+        self.wake_at(time.monotonic() + POLL_INTERVAL)
 
     def receiveMsg_WatchMessage(self, message: WatchMessage, sender) -> None:
         if self.finished:
             return
         now = time.monotonic()
+        by_fd = {stream.source.fd: stream for stream in self.streams if not stream.source.polled}
         for fd in message.ready:
-            source = self.child.pipes.get(fd)
-            if source is None:
-                continue
-            data = self.child.read(fd)
-            if data is None:
-                self._ship(source, self.splitters[source].finish(now))
-            elif data:
-                self.last_heard = now
-                self._echo(source, data)
-                self._ship(source, self.splitters[source].feed(data, now))
+            if fd in by_fd:
+                self._read(by_fd[fd], now)
         self._finish_if_done(now)
 
     def on_tick(self, now: float) -> None:
         self.flush_lingering(now)
         if self.finished:
             return
-        for source, splitter in self.splitters.items():
-            self._ship(source, splitter.expire(now))
+        for stream in self.streams:
+            self._ship(stream, stream.splitter.expire(now))
+            if stream.source.polled and not stream.ended and not self.holding_back():
+                self._read(stream, now)
         self._finish_if_done(now)
         if not self.finished:
-            deadlines = [s.deadline() for s in self.splitters.values()]
-            self.wake_at(min([now + CHILD_POLL_INTERVAL] + [d for d in deadlines if d is not None]))
+            deadlines = [s.splitter.deadline() for s in self.streams]
+            self.wake_at(min([now + POLL_INTERVAL] + [d for d in deadlines if d is not None]))
 
     def receiveMsg_Terminate(self, message: Terminate, sender) -> None:
-        if self.child is not None and not self.finished:
-            self.child.signal(message.signum)
+        if self.child is not None:
+            if not self.finished:
+                self.child.signal(message.signum)
+        else:
+            self.stop_requested = True  # no child: the signal ends the input
 
     def receiveMsg_ActorExitRequest(self, message, sender) -> None:
         # The agent is shutting down early: no orphaned script may outlive it.
@@ -130,39 +142,108 @@ class SourceReader(Stage):
     def on_chunk(self, chunk) -> None:
         raise TypeError("the source reader has no upstream")
 
-    def _ship(self, source: str, lines: list) -> None:
+    # -- streams ---------------------------------------------------------------------
+
+    def _start_child(self, plan) -> bool:
+        self.child = ChildProcess(plan.command)
+        try:
+            self.child.start()
+        except ChildStartError as error:
+            self.finished = True
+            self.send(self.configured.supervisor, ChildFailedToStart(str(error), error.exit_code))
+            return False
+        # the command line may carry a credential: it must not leave in metadata
+        origin = (
+            {"scriptPath": self.masker.mask_text(plan.script_path)}
+            if plan.script_path
+            else {"command": self.masker.mask_text(shlex.join(plan.command))}
+        )
+        self.send(self.configured.supervisor, ChildStarted(self.child.pid))
+        shared = {"processId": self.child.pid, **self.base_metadata, **origin}
+        for pipe in self.child.pipes:
+            self.streams.append(self._stream(pipe, pipe.key, plan.run_id, shared, echo_fd=ECHO_FD[pipe.key]))
+        return True
+
+    def _add_stream(self, spec: str, plan) -> None:
+        if spec == "stdin":
+            metadata = {"processId": plan.cli_pid, **self.base_metadata, "stream": "stdin"}
+            self.streams.append(self._stream(agent_stdin(plan.cli_pid), "stdout", f"{plan.run_id}.stdin", metadata))
+
+    def _stream(self, source, wire_source: str, namespace: str, metadata: dict, echo_fd: int | None = None) -> Stream:
+        return Stream(
+            source=source,
+            wire_source=wire_source,
+            namespace=namespace,
+            shared=(metadata,) * len(SOURCES),
+            splitter=self.new_splitter(),
+            default_level=default_level(wire_source),
+            echo_fd=echo_fd,
+        )
+
+    def _read(self, stream: Stream, now: float) -> None:
+        data = stream.source.read()
+        if data is None:
+            stream.ended = True
+            self._ship(stream, stream.splitter.finish(now))
+        elif data:
+            self.last_heard = now
+            self._echo(stream, data)
+            self._ship(stream, stream.splitter.feed(data, now))
+
+    def _ship(self, stream: Stream, lines: list) -> None:
         if not lines:
             return
-        first = self.line_numbers[source] + 1
-        self.line_numbers[source] += len(lines)
-        default = self.default_levels[source]
-        levels = [detect_level(text, default) for text, _ in lines]
-        self.emit(RecordBlock.of_lines(self.run_id, source, first, time.time(), levels, lines, self.shared))
+        first = stream.line_number + 1
+        stream.line_number += len(lines)
+        levels = [detect_level(text, stream.default_level) for text, _ in lines]
+        self.emit(
+            RecordBlock.of_lines(stream.namespace, stream.wire_source, first, time.time(), levels, lines, stream.shared)
+        )
 
-    def _echo(self, source: str, data: bytes) -> None:
-        if not self.echo[source]:
+    def _echo(self, stream: Stream, data: bytes) -> None:
+        if stream.echo_fd is None:
             return
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(ECHO_FD[source], view) :]
+                view = view[os.write(stream.echo_fd, view) :]
         except OSError:
-            self.echo[source] = False  # our own stdout is gone; keep shipping
+            stream.echo_fd = None  # our own stdout is gone; keep shipping
+
+    # -- the end -------------------------------------------------------------------------
 
     def _finish_if_done(self, now: float) -> None:
-        code = self.child.exit_code()
-        if code is None:
-            return
-        if self.child.pipes:
-            # Unread output is never dropped: while held back, or while the
-            # pipes still deliver, wait; give up only on open, silent pipes.
-            if self.holding_back() or now - self.last_heard < PIPE_GRACE:
+        if self.child is not None:
+            code = self.child.exit_code()
+            if code is None or not self._child_pipes_done(now):
                 return
-            for fd in list(self.child.pipes):
-                source = self.child.pipes[fd]
-                self.child.close_pipe(fd)
-                self._ship(source, self.splitters[source].finish(now))
+        else:
+            code = 0
+            finite = [s for s in self.streams if not s.source.polled]
+            if not self.stop_requested and (any(s.source.polled for s in self.streams) or any(not s.ended for s in finite)):
+                return
+        for stream in self.streams:  # one last read of what the other sources hold
+            if not stream.ended:
+                if stream.source.polled or stream.source.key == "stdin":
+                    self._read(stream, now)
+                stream.source.close()
+                stream.ended = True
+                self._ship(stream, stream.splitter.finish(now))
         self.finished = True
         self.emit(None, final=True)
-        lines_read = sum(self.line_numbers.values())
-        self.send(self.configured.supervisor, ChildExited(code, lines_read))
+        self.send(self.configured.supervisor, InputEnded(code, sum(s.line_number for s in self.streams)))
+
+    def _child_pipes_done(self, now: float) -> bool:
+        """True once the child's pipes are at EOF, or open but silent for
+        PIPE_GRACE after it exited. Unread output is never dropped: while
+        held back, or while the pipes still deliver, keep waiting."""
+        open_pipes = [s for s in self.streams if s.source in self.child.pipes and not s.ended]
+        if not open_pipes:
+            return True
+        if self.holding_back() or now - self.last_heard < PIPE_GRACE:
+            return False
+        for stream in open_pipes:
+            stream.source.close()
+            stream.ended = True
+            self._ship(stream, stream.splitter.finish(now))
+        return True

@@ -17,7 +17,8 @@ from collections import Counter, deque
 from thespian.actors import PoisonMessage
 
 from keruta_actors.actors.base import KerutaActor
-from keruta_actors.messages import Chunk, ChunkAccepted, Configure
+from keruta_actors.adapters.process_memory import release_memory
+from keruta_actors.messages import Chunk, ChunkAccepted, Configure, RelieveMemory
 from keruta_actors.policy.flow import Cut, Outbox
 from keruta_actors.records import RecordBlock
 
@@ -56,6 +57,9 @@ class Stage(KerutaActor):
         """True while upstream must wait before sending more."""
         return self.outbox.congested
 
+    def on_relieve_memory(self) -> None:
+        """Shrink what this stage holds in memory, where it can."""
+
     def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None) -> None:
         """Pass records on to the next stage (coalesced into chunks by the
         outbox), with counts of records not shipped since the last chunk."""
@@ -88,6 +92,10 @@ class Stage(KerutaActor):
     def receiveMsg_ChunkAccepted(self, message: ChunkAccepted, sender) -> None:
         self._send_cuts(self.outbox.accepted(time.monotonic()))
         self.settle_upstream()
+
+    def receiveMsg_RelieveMemory(self, message: RelieveMemory, sender) -> None:
+        self.on_relieve_memory()
+        release_memory()
 
     def receiveMsg_PoisonMessage(self, message: PoisonMessage, sender) -> None:
         # The next stage failed twice on a chunk. Free its credit so the rest

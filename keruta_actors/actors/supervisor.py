@@ -15,6 +15,7 @@ exited, or when `logStreaming.drainTimeout` passes first; the CLI then hears
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
@@ -26,22 +27,32 @@ from keruta_actors.actors.connection import Connection
 from keruta_actors.actors.filter import Filter
 from keruta_actors.actors.rate_limiter import RateLimiter
 from keruta_actors.actors.source_reader import SourceReader
+from keruta_actors.adapters.process_memory import measure, release_memory
 from keruta_actors.messages import (
     AgentFinished,
-    Chunk,
-    ChildExited,
     ChildFailedToStart,
+    ChildStarted,
+    Chunk,
     Configure,
     DeliveryReport,
     Drained,
+    InputEnded,
     LinkLost,
     LinkUp,
+    MemoryMeasured,
+    QueryMemory,
+    RelieveMemory,
     ReportDelivery,
     StartAgent,
     Terminate,
     UseConnection,
 )
 from keruta_actors.policy.backoff import GiveUp, ReconnectPolicy
+from keruta_actors.policy.memory import MemoryPolicy, Steady
+
+# How often the whole agent's memory is measured (~5 ms a reading).
+MEMORY_INTERVAL = 5.0
+MIB = 1 << 20
 
 
 class Supervisor(KerutaActor):
@@ -61,6 +72,10 @@ class Supervisor(KerutaActor):
         self.connection = None
         self.reconnect_due: float | None = None
         self.drain_deadline: float | None = None
+        self.script_pids: list[int] = []
+        self.memory = MemoryPolicy(message.settings.log_streaming.performance.memory_limit_mb * MIB)
+        self.memory_due = time.monotonic() + MEMORY_INTERVAL
+        self.wake_at(self.memory_due)
         websocket = message.settings.websocket
         self.reconnect = ReconnectPolicy(
             initial=websocket.reconnect_interval,
@@ -104,7 +119,13 @@ class Supervisor(KerutaActor):
     def receiveMsg_ChildFailedToStart(self, message: ChildFailedToStart, sender) -> None:
         self._finish(message.exit_code, message.problem)
 
-    def receiveMsg_ChildExited(self, message: ChildExited, sender) -> None:
+    def receiveMsg_ChildStarted(self, message: ChildStarted, sender) -> None:
+        self.script_pids.append(message.pid)
+
+    def receiveMsg_QueryMemory(self, message: QueryMemory, sender) -> None:
+        self.send(sender, MemoryMeasured(self.memory.last if self.started is not None else None))
+
+    def receiveMsg_InputEnded(self, message: InputEnded, sender) -> None:
         self.exit_code = message.exit_code
         self.drain_deadline = time.monotonic() + self.started.settings.log_streaming.drain_timeout
         self.wake_at(self.drain_deadline)
@@ -132,11 +153,26 @@ class Supervisor(KerutaActor):
         if self.drain_deadline is not None and now >= self.drain_deadline:
             self.drain_deadline = None
             self.send(self.batcher, ReportDelivery())
-        pending = [due for due in (self.reconnect_due, self.drain_deadline) if due is not None]
-        if pending:
-            self.wake_at(min(pending))
+        if now >= self.memory_due:
+            self._watch_memory()
+            self.memory_due = now + MEMORY_INTERVAL
+        self.wake_at(min(due for due in (self.reconnect_due, self.drain_deadline, self.memory_due) if due is not None))
 
     # -- helpers -------------------------------------------------------------------
+
+    def _watch_memory(self) -> None:
+        """Measure the whole agent; near the limit, have every stage give
+        memory back. The admin is this actor's parent (see process_memory)."""
+        limit = self.memory.limit_bytes
+        reading = measure(self.started.plan.cli_pid, os.getppid(), self.script_pids, limit)
+        decision = self.memory.observe(reading)
+        if isinstance(decision, Steady):
+            return
+        self.log.warning("memory: %s; releasing memory and shrinking buffers", reading.describe())
+        for stage in (self.reader, self.filter, self.rate_limiter, self.batcher, self.connection):
+            if stage is not None:
+                self.send(stage, RelieveMemory())
+        release_memory()
 
     def _start_stage(self, actor_class, downstream):
         address = self.createActor(actor_class)

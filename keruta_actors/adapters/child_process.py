@@ -12,19 +12,15 @@ import os
 import signal
 import subprocess
 
+from keruta_actors.adapters.inputs import Pipe
 from keruta_actors.errors import ChildStartError
-
-# Bytes taken from a pipe per read: large enough that a busy child costs one
-# actor message per ~10,000 short lines, small enough to bound a chunk.
-READ_SIZE = 1 << 20
 
 
 class ChildProcess:
     def __init__(self, command: tuple[str, ...]) -> None:
         self.command = command
         self.process: subprocess.Popen | None = None
-        self.pipes: dict[int, str] = {}  # open pipe fd -> "stdout" | "stderr"
-        self._streams: dict[int, object] = {}
+        self.pipes: list[Pipe] = []  # stdout, then stderr
 
     def start(self) -> None:
         try:
@@ -42,29 +38,12 @@ class ChildProcess:
         except OSError as error:
             code = 126 if error.errno in (errno.ENOEXEC, errno.EACCES) else 127
             raise ChildStartError(f"cannot run {self.command[0]}: {error.strerror}", code) from None
-        for stream, source in ((self.process.stdout, "stdout"), (self.process.stderr, "stderr")):
-            os.set_blocking(stream.fileno(), False)
-            self.pipes[stream.fileno()] = source
-            self._streams[stream.fileno()] = stream
+        for stream, key in ((self.process.stdout, "stdout"), (self.process.stderr, "stderr")):
+            self.pipes.append(Pipe(stream.fileno(), key, on_close=lambda _fd, stream=stream: stream.close()))
 
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    def read(self, fd: int) -> bytes | None:
-        """What the pipe holds now: b"" if nothing yet, None at end of stream."""
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return b""
-        if not data:
-            self.close_pipe(fd)
-            return None
-        return data
-
-    def close_pipe(self, fd: int) -> None:
-        if self.pipes.pop(fd, None) is not None:
-            self._streams.pop(fd).close()
 
     def exit_code(self) -> int | None:
         """None while running; the shell's convention (128+N for signal N) after."""

@@ -20,7 +20,14 @@ from urllib.parse import urlsplit
 
 import websocket
 
-from keruta_actors.adapters.frames import CLOSE, PING, PONG, TEXT, FrameError, FrameReader
+from keruta_actors.adapters.frames import (
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    FrameError,
+    FrameReader,
+)
 from keruta_actors.endpoints import clear_text_refusal
 from keruta_actors.errors import LinkError
 

@@ -7,7 +7,12 @@ streams to (SPEC §5, §9), for local use and tests.
     app.py        the aiohttp application and ways to run it
 """
 
-from keruta_actors.receiver.app import ReceiverError, ReceiverThread, build_app, run_receiver
+from keruta_actors.receiver.app import (
+    ReceiverError,
+    ReceiverThread,
+    build_app,
+    run_receiver,
+)
 from keruta_actors.receiver.store import LogStore
 
 __all__ = ["LogStore", "ReceiverError", "ReceiverThread", "build_app", "run_receiver"]

@@ -3,7 +3,15 @@ import time
 import pytest
 
 from keruta_actors.actors.batcher import Batcher
-from keruta_actors.messages import Batches, BatchesAcked, Chunk, ChunkAccepted, Configure, Drained, UseConnection
+from keruta_actors.messages import (
+    Batches,
+    BatchesAcked,
+    Chunk,
+    ChunkAccepted,
+    Configure,
+    Drained,
+    UseConnection,
+)
 
 
 def start(system, probe, plan, make_settings, **overrides):

@@ -83,3 +83,13 @@ def test_only_loopback_listeners_while_running(agent, receiver, tmp_path):
     finally:
         assert agent_process.wait(timeout=60) == 0
     assert [r["message"] for r in receiver.store.fetch("tlisten")] == ["done"]
+
+
+def test_near_the_memory_limit_the_agent_says_so_and_relieves_itself(agent, receiver, tmp_path):
+    # Eight Python processes never fit in 16 MB: the first reading is over the limit.
+    agent.env["KERUTA_LOGSTREAMING__PERFORMANCE__MEMORYLIMITMB"] = "16"
+    finished = agent.run("start", "--task-id", "tmem", "--", "sh", "-c", "sleep 6; echo done")
+    assert finished.returncode == 0
+    stderr = finished.stderr.decode()
+    assert "memory:" in stderr and "of 16 MiB" in stderr and "releasing memory and shrinking buffers" in stderr
+    assert [r["message"] for r in receiver.store.fetch("tmem")] == ["done"]

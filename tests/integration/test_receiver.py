@@ -16,8 +16,12 @@ import uuid
 import pytest
 import websocket
 
-from keruta_actors.receiver import ReceiverError, ReceiverThread, run_receiver
-from keruta_actors.receiver import ws_ingest
+from keruta_actors.receiver import (
+    ReceiverError,
+    ReceiverThread,
+    run_receiver,
+    ws_ingest,
+)
 
 TOKEN = "s3cret-token"
 HELLO = {"type": "hello", "capabilities": ["batch", "ack"]}

@@ -5,7 +5,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keruta_actors.policy.backoff import GiveUp, ReconnectPolicy, RetryAt, backoff_delays
+from keruta_actors.policy.backoff import (
+    GiveUp,
+    ReconnectPolicy,
+    RetryAt,
+    backoff_delays,
+)
 
 
 class Edge:

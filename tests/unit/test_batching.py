@@ -3,7 +3,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from keruta_actors.policy.batching import RECORD_OVERHEAD_BYTES, BatchPolicy, estimated_sizes
+from keruta_actors.policy.batching import (
+    RECORD_OVERHEAD_BYTES,
+    BatchPolicy,
+    estimated_sizes,
+)
 from keruta_actors.records import ID, SOURCE_CODE, RecordBlock, empty_block, make_record
 
 SHARED = ({"pid": 1}, {"pid": 1, "stream": 2}, {"agent": True})

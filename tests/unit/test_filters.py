@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keruta_actors.policy.filters import FilterChain, PatternSet, SecretMasker, credentials
+from keruta_actors.policy.filters import (
+    FilterChain,
+    PatternSet,
+    SecretMasker,
+    credentials,
+)
 from keruta_actors.records import (
     LEVEL,
     LEVEL_RANK,

@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keruta_actors.policy.memory import Critical, MemoryPolicy, MemoryReading, Relieve, Steady
+from keruta_actors.policy.memory import (
+    Critical,
+    MemoryPolicy,
+    MemoryReading,
+    Relieve,
+    Steady,
+)
 
 LIMIT = 1000  # bytes: pressure at 800, relief below 700
 

@@ -11,10 +11,11 @@ import pytest
 
 from keruta_actors import messages
 from keruta_actors.config import load_settings
+from keruta_actors.policy.memory import MemoryReading
 from keruta_actors.records import make_record
 
 SETTINGS = load_settings(environ={})
-PLAN = messages.RunPlan("task", "run1", ("sh", "-c", "true"), "", "host", "0.1.0")
+PLAN = messages.RunPlan("task", "run1", ("sh", "-c", "true"), "", "host", "0.1.0", ("stdin", "file:/var/log/app.log"), 42)
 RECORD = make_record("run1", "stdout", 1, 1.5, "INFO", "hello\x00\x1b[31m", {"processId": 1})
 
 EXAMPLES = {
@@ -27,7 +28,7 @@ EXAMPLES = {
     messages.ChunkAccepted: messages.ChunkAccepted(1),
     messages.Batches: messages.Batches(((1, (RECORD,)),)),
     messages.BatchesAcked: messages.BatchesAcked((1, 2), (0.1,)),
-    messages.ChildExited: messages.ChildExited(0, 5),
+    messages.InputEnded: messages.InputEnded(0, 5),
     messages.ChildFailedToStart: messages.ChildFailedToStart("command not found: x", 127),
     messages.LinkUp: messages.LinkUp(1, ("batch",)),
     messages.LinkLost: messages.LinkLost(1, "refused", False),
@@ -36,6 +37,10 @@ EXAMPLES = {
     messages.ReportDelivery: messages.ReportDelivery(),
     messages.DeliveryReport: messages.DeliveryReport(5, 0, {}),
     messages.Tick: messages.Tick(2, "tick"),
+    messages.ChildStarted: messages.ChildStarted(4321),
+    messages.RelieveMemory: messages.RelieveMemory(),
+    messages.QueryMemory: messages.QueryMemory(),
+    messages.MemoryMeasured: messages.MemoryMeasured(MemoryReading(100 << 20, 8, 512 << 20)),
 }
 
 

@@ -1,7 +1,12 @@
 import json
 
 from keruta_actors.policy.receipts import Receipts, encode_batch
-from keruta_actors.records import LogMessageEncoder, RecordBlock, make_record, to_log_message
+from keruta_actors.records import (
+    LogMessageEncoder,
+    RecordBlock,
+    make_record,
+    to_log_message,
+)
 
 SHARED = ({"processId": 9}, {"processId": 9}, {})
 ROWS = (

@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keruta_actors.units import DURATION_UNITS, SIZE_UNITS, parse_cron, parse_duration, parse_size
+from keruta_actors.units import (
+    DURATION_UNITS,
+    SIZE_UNITS,
+    parse_cron,
+    parse_duration,
+    parse_size,
+)
 
 # --- durations -----------------------------------------------------------------------
 
