@@ -62,7 +62,9 @@ class RateLimiter(Stage):
         one source at a time; wait (or drop, if so configured) for the rest."""
         while self.waiting:
             head = self.waiting[0]
-            source = SOURCES[head.sources[0]]
+            # per stream: the child's stdout and a tailed file both ship as
+            # "stdout", but each has a bucket of its own
+            source = f"{head.run_id}/{SOURCES[head.sources[0]]}"
             run = leading_run(head.sources)
             granted = self.limiter.grant(self.task_id, source, run, now)
             dropped = run - granted if self.drop_excess else 0

@@ -217,6 +217,12 @@ class Supervisor(KerutaActor):
         if self.finished:
             return
         self.finished = True
+        if report is not None:
+            not_shipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report.filtered.items()))
+            self.log.info(
+                "run finished: %d records delivered, %d not delivered; not shipped on purpose: %s",
+                report.delivered, report.undelivered, not_shipped or "none",
+            )
         self.send(
             self.cli,
             AgentFinished(
