@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections import Counter
+from dataclasses import replace
 
 from thespian.actors import ActorExitRequest, ChildActorExited, PoisonMessage
 
@@ -60,6 +62,7 @@ class Supervisor(KerutaActor):
         super().__init__(*args, **kwargs)
         self.started: StartAgent | None = None
         self.finished = False
+        self.lost: Counter[str] = Counter()  # records lost to failures, by reason
 
     def receiveMsg_StartAgent(self, message: StartAgent, sender) -> None:
         if self.started is not None:
@@ -112,7 +115,8 @@ class Supervisor(KerutaActor):
     def receiveMsg_PoisonMessage(self, message: PoisonMessage, sender) -> None:
         lost = message.poisonMessage
         if isinstance(lost, Chunk):
-            self.log.error("a stage failed twice on a chunk; %d records were not shipped", len(lost.records))
+            self.lost["stage_failure"] += lost.size  # counted, never a silent drop
+            self.log.error("a stage failed twice on a chunk; %d records were not shipped", lost.size)
         else:
             self.log.error("an actor failed twice on %s", type(lost).__name__)
 
@@ -218,9 +222,10 @@ class Supervisor(KerutaActor):
             return
         self.finished = True
         if report is not None:
+            report = replace(report, filtered=dict(Counter(report.filtered) + self.lost))
             not_shipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report.filtered.items()))
             self.log.info(
-                "run finished: %d records delivered, %d not delivered; not shipped on purpose: %s",
+                "run finished: %d records delivered, %d not delivered; not shipped, by reason: %s",
                 report.delivered, report.undelivered, not_shipped or "none",
             )
         self.send(

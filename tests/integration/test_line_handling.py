@@ -56,7 +56,7 @@ def test_hostile_bytes_are_delivered_as_specified(agent, receiver, tmp_path):
     noise = [r for r in records if r["source"] == "stderr"]
     assert noise and [r["lineNumber"] for r in noise] == sorted(r["lineNumber"] for r in noise)
     # the agent's own log accounts for the record it did not ship
-    assert "not shipped on purpose: excluded 1" in finished.stderr.decode(errors="replace")
+    assert "not shipped, by reason: excluded 1" in finished.stderr.decode(errors="replace")
 
 
 def test_a_partial_line_waiting_too_long_is_shipped_as_partial(agent, receiver, tmp_path):
