@@ -335,6 +335,7 @@ class LogStreaming:
     level: str = _setting(_LEVEL)
     drain_timeout: float = _setting(_duration())
     partial_line_timeout: float = _setting(_duration())
+    state_dir: str = _setting(_text)
     performance: Performance
     filters: Filters
 

@@ -113,12 +113,14 @@ class ChunkAccepted:
 @dataclass(frozen=True, slots=True, repr=False)
 class Batches:
     """Batcher -> Connection: wire batches, each ((batch_id, RecordBlock), ...).
-    Many batches ride in one message so the hop cost is shared."""
+    Many batches ride in one message so the hop cost is shared. `seq` counts
+    the messages to one connection from 1, so it can send them in order."""
 
+    seq: int
     batches: tuple
 
     def __repr__(self) -> str:
-        return f"Batches(n={len(self.batches)})"
+        return f"Batches(seq={self.seq}, n={len(self.batches)})"
 
     __str__ = __repr__
 
@@ -195,6 +197,15 @@ class Drained:
     is acknowledged."""
 
     delivered: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Batcher -> Supervisor -> SourceReader: per stream (id namespace), the
+    highest line number the server has confirmed; a tailed file commits its
+    offset up to there."""
+
+    progress: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)

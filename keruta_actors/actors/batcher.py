@@ -23,6 +23,7 @@ from keruta_actors.messages import (
     BatchesAcked,
     Chunk,
     Configure,
+    Delivered,
     DeliveryReport,
     Drained,
     ReportDelivery,
@@ -39,6 +40,8 @@ MAX_BATCH_BYTES = 256 * 1024
 MAX_IN_FLIGHT_BATCHES = 256
 # Batches per message to the connection: one hop's cost is shared by all.
 BATCHES_PER_MESSAGE = 128
+# How often, at most, delivery progress goes to the supervisor.
+PROGRESS_INTERVAL = 1.0
 
 
 class Batcher(Stage):
@@ -53,8 +56,11 @@ class Batcher(Stage):
         self.ready: deque[RecordBlock] = deque()  # batches cut, waiting for room in flight
         self.ready_records = 0
         self.connection = None
+        self.sent_to_connection = 0
         self.draining = False
         self.drained_sent = False
+        self.progress_sent: dict[str, int] = {}
+        self.progress_due = 0.0
 
     def on_chunk(self, chunk: Chunk) -> None:
         if chunk.block is not None:
@@ -81,12 +87,14 @@ class Batcher(Stage):
 
     def receiveMsg_UseConnection(self, message: UseConnection, sender) -> None:
         self.connection = message.connection
+        self.sent_to_connection = 0
         if self.connection is not None:
             self._send(self.ledger.unacked())
             self._dispatch(time.monotonic())
 
     def receiveMsg_BatchesAcked(self, message: BatchesAcked, sender) -> None:
         self.ledger.acked(message.batch_ids, time.time())
+        self._report_progress(time.monotonic())
         self._dispatch(time.monotonic())
         self.settle_upstream()
 
@@ -119,9 +127,21 @@ class Batcher(Stage):
 
     def _send(self, numbered: list) -> None:
         for start in range(0, len(numbered), BATCHES_PER_MESSAGE):
-            self.send(self.connection, Batches(tuple(numbered[start : start + BATCHES_PER_MESSAGE])))
+            self.sent_to_connection += 1
+            self.send(self.connection, Batches(self.sent_to_connection, tuple(numbered[start : start + BATCHES_PER_MESSAGE])))
+
+    def _report_progress(self, now: float) -> None:
+        """Tell the supervisor how far each stream is confirmed, at most once
+        per PROGRESS_INTERVAL (tailed files commit their offsets on it)."""
+        if now < self.progress_due or self.ledger.progress == self.progress_sent:
+            return
+        self.progress_sent = dict(self.ledger.progress)
+        self.progress_due = now + PROGRESS_INTERVAL
+        self.send(self.configured.supervisor, Delivered(tuple(self.progress_sent.items())))
 
     def _report_if_drained(self) -> None:
         if self.draining and not self.drained_sent and self.waiting() == 0 and self.ledger.in_flight == 0:
             self.drained_sent = True
+            self.progress_due = 0.0  # the last word on progress goes out before the run ends
+            self._report_progress(time.monotonic())
             self.send(self.configured.supervisor, Drained(self.ledger.delivered))

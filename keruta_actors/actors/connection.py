@@ -44,6 +44,8 @@ class Connection(KerutaActor):
         self.lost = False
         self.confirmed: list[int] = []
         self.confirm_due: float | None = None
+        self.sent_seq = 0  # the last Batches message sent on, in order
+        self.early: dict[int, Batches] = {}
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
@@ -79,9 +81,17 @@ class Connection(KerutaActor):
         self.wake_at(self.heartbeat_due)
 
     def receiveMsg_Batches(self, message: Batches, sender) -> None:
-        if self.lost:
+        if self.lost or message.seq <= self.sent_seq:
             return
+        # Thespian may deliver a message before the one sent ahead of it;
+        # the server must see each stream in order.
+        self.early[message.seq] = message
         self._handle_events()  # a hello may be waiting: it decides the framing
+        while not self.lost and self.sent_seq + 1 in self.early:
+            self._send_batches(self.early.pop(self.sent_seq + 1))
+            self.sent_seq += 1
+
+    def _send_batches(self, message: Batches) -> None:
         try:
             for batch_id, batch in message.batches:
                 for frame in encode_batch(batch_id, batch, self.encoder, self.receipts.batch_frames):

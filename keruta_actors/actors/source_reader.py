@@ -20,6 +20,7 @@ down the pipeline and the supervisor hears `InputEnded`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import time
@@ -29,7 +30,7 @@ from thespian.actors import ThespianWatch, WatchMessage
 
 from keruta_actors.actors.stage import Stage
 from keruta_actors.adapters.child_process import ChildProcess
-from keruta_actors.adapters.inputs import Pipe, agent_stdin
+from keruta_actors.adapters.inputs import Pipe, TailedFile, agent_stdin, offsets_file
 from keruta_actors.errors import ChildStartError
 from keruta_actors.messages import (
     ChildFailedToStart,
@@ -55,7 +56,7 @@ ECHO_FD = {"stdout": 1, "stderr": 2}
 class Stream:
     """One source and what the reader keeps for it."""
 
-    source: Pipe  # or anything with the same read()/close()/polled/key
+    source: Pipe | TailedFile
     wire_source: str  # "stdout" | "stderr": the record's `source`
     namespace: str  # the id prefix: distinct per stream
     shared: tuple  # the metadata of its records, per SOURCES code
@@ -100,7 +101,7 @@ class SourceReader(Stage):
         if plan.command and not self._start_child(plan):
             return
         for spec in plan.sources:
-            self._add_stream(spec, plan)
+            self._add_stream(spec, plan, streaming.state_dir)
         self.last_heard = time.monotonic()  # the last read that found data
         self.wake_at(time.monotonic() + POLL_INTERVAL)
 
@@ -118,14 +119,22 @@ class SourceReader(Stage):
         self.flush_lingering(now)
         if self.finished:
             return
+        behind = False  # a tail stopped at its read cap
         for stream in self.streams:
             self._ship(stream, stream.splitter.expire(now))
             if stream.source.polled and not stream.ended and not self.holding_back():
                 self._read(stream, now)
+                behind = behind or stream.source.tail.more
         self._finish_if_done(now)
         if not self.finished:
             deadlines = [s.splitter.deadline() for s in self.streams]
-            self.wake_at(min([now + POLL_INTERVAL] + [d for d in deadlines if d is not None]))
+            self.wake_at(now if behind else min([now + POLL_INTERVAL] + [d for d in deadlines if d is not None]))
+
+    def receiveMsg_Delivered(self, message: Delivered, sender) -> None:
+        progress = dict(message.progress)
+        for stream in self.streams:
+            if isinstance(stream.source, TailedFile) and stream.namespace in progress:
+                stream.source.delivered(progress[stream.namespace])
 
     def receiveMsg_Terminate(self, message: Terminate, sender) -> None:
         if self.child is not None:
@@ -138,6 +147,9 @@ class SourceReader(Stage):
         # The agent is shutting down early: no orphaned script may outlive it.
         if self.child is not None and self.child.exit_code() is None:
             self.child.kill()
+        for stream in self.streams:
+            if stream.source.polled:
+                stream.source.close()  # kept open until now for late commits
 
     def on_chunk(self, chunk) -> None:
         raise TypeError("the source reader has no upstream")
@@ -164,10 +176,21 @@ class SourceReader(Stage):
             self.streams.append(self._stream(pipe, pipe.key, plan.run_id, shared, echo_fd=ECHO_FD[pipe.key]))
         return True
 
-    def _add_stream(self, spec: str, plan) -> None:
+    def _add_stream(self, spec: str, plan, state_dir: str) -> None:
+        agent = {"processId": plan.cli_pid, **self.base_metadata}
         if spec == "stdin":
-            metadata = {"processId": plan.cli_pid, **self.base_metadata, "stream": "stdin"}
-            self.streams.append(self._stream(agent_stdin(plan.cli_pid), "stdout", f"{plan.run_id}.stdin", metadata))
+            stream = self._stream(agent_stdin(plan.cli_pid), "stdout", f"{plan.run_id}.stdin", {**agent, "stream": "stdin"})
+        else:
+            path = os.path.abspath(spec[len("file:") :])
+            tailed = TailedFile(path, offsets_file(state_dir, plan.task_id))
+            if not tailed.tail.resumed.exact:
+                self.log.warning("%s: resuming from the start (%s)", path, tailed.tail.resumed.reason)
+            # The namespace comes from the task and the path, not the run, so
+            # lines read again after a restart keep their ids.
+            namespace = f"{plan.task_id}.file-{hashlib.sha256(path.encode()).hexdigest()[:12]}"
+            stream = self._stream(tailed, "stdout", namespace, {**agent, "stream": f"file:{path}"})
+            stream.line_number = tailed.first_line_number
+        self.streams.append(stream)
 
     def _stream(self, source, wire_source: str, namespace: str, metadata: dict, echo_fd: int | None = None) -> Stream:
         return Stream(
@@ -180,15 +203,26 @@ class SourceReader(Stage):
             echo_fd=echo_fd,
         )
 
-    def _read(self, stream: Stream, now: float) -> None:
+    def _read(self, stream: Stream, now: float) -> bool:
+        """Read what the source holds now; True if there was something."""
         data = stream.source.read()
         if data is None:
             stream.ended = True
             self._ship(stream, stream.splitter.finish(now))
-        elif data:
-            self.last_heard = now
-            self._echo(stream, data)
-            self._ship(stream, stream.splitter.feed(data, now))
+            return False
+        if not data:
+            return False
+        self.last_heard = now
+        self._echo(stream, data)
+        self._ship(stream, stream.splitter.feed(data, now))
+        if isinstance(stream.source, TailedFile):
+            stream.source.note(stream.line_number)
+        return True
+
+    def _read_all(self, stream: Stream, now: float) -> None:
+        """Read until the source has nothing more right now."""
+        while self._read(stream, now):
+            pass
 
     def _ship(self, stream: Stream, lines: list) -> None:
         if not lines:
@@ -224,9 +258,9 @@ class SourceReader(Stage):
                 return
         for stream in self.streams:  # one last read of what the other sources hold
             if not stream.ended:
-                if stream.source.polled or stream.source.key == "stdin":
-                    self._read(stream, now)
-                stream.source.close()
+                self._read_all(stream, now)
+                if not stream.source.polled:  # a tail stays open for the last commits
+                    stream.source.close()
                 stream.ended = True
                 self._ship(stream, stream.splitter.finish(now))
         self.finished = True

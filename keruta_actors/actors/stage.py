@@ -5,8 +5,10 @@ A subclass implements `on_configure` and `on_chunk`, and calls `emit` with
 what it passes on. It may override `holding_back` to keep upstream waiting
 while it holds records of its own (the rate limiter and the batcher do).
 
-Handlers may run twice (Thespian retries a handler that raised), so a chunk
-whose sequence number was already handled is only acknowledged again.
+Chunks are handled strictly in the order they were sent (their sequence
+numbers), whatever order Thespian delivers them in. Handlers may run twice
+(Thespian retries a handler that raised), so a chunk whose sequence number
+was already handled is only acknowledged again.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Stage(KerutaActor):
         self.outbox = Outbox(CREDIT_WINDOW, MAX_CHUNK_RECORDS, self.LINGER)
         self._next_seq = 1
         self._last_seq_in = 0
+        self._early: dict[int, Chunk] = {}  # chunks that arrived ahead of their turn
         self._upstream = None
         self._owed: deque[int] = deque()  # upstream chunks accepted but not yet acknowledged
         self.not_shipped: Counter[str] = Counter()
@@ -82,10 +85,18 @@ class Stage(KerutaActor):
 
     def receiveMsg_Chunk(self, chunk: Chunk, sender) -> None:
         self._upstream = sender
-        if chunk.seq > self._last_seq_in:
-            self.not_shipped.update(dict(chunk.not_shipped))
-            self.on_chunk(chunk)
-            self._last_seq_in = chunk.seq
+        if chunk.seq > self._last_seq_in and chunk.seq not in self._early:
+            # Thespian's TCP transport may open a second socket to a busy
+            # peer, so a chunk can overtake the one before it: hold it until
+            # its turn. The credit window bounds how many wait here.
+            self._early[chunk.seq] = chunk
+            if chunk.seq != self._last_seq_in + 1:
+                self.log.debug("chunk %d arrived before chunk %d", chunk.seq, self._last_seq_in + 1)
+            while self._last_seq_in + 1 in self._early:
+                ready = self._early.pop(self._last_seq_in + 1)
+                self.not_shipped.update(dict(ready.not_shipped))
+                self.on_chunk(ready)
+                self._last_seq_in = ready.seq
         self._owed.append(chunk.seq)
         self.settle_upstream()
 

@@ -36,6 +36,7 @@ from keruta_actors.messages import (
     ChildStarted,
     Chunk,
     Configure,
+    Delivered,
     DeliveryReport,
     Drained,
     InputEnded,
@@ -133,6 +134,9 @@ class Supervisor(KerutaActor):
         self.exit_code = message.exit_code
         self.drain_deadline = time.monotonic() + self.started.settings.log_streaming.drain_timeout
         self.wake_at(self.drain_deadline)
+
+    def receiveMsg_Delivered(self, message: Delivered, sender) -> None:
+        self.send(self.reader, message)
 
     def receiveMsg_Drained(self, message: Drained, sender) -> None:
         self.send(self.batcher, ReportDelivery())

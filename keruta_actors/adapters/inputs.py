@@ -10,6 +10,9 @@ nothing yet, or None once it has ended.
 from __future__ import annotations
 
 import os
+from collections import deque
+
+from keruta_actors.adapters.file_tail import FileTail
 
 # Bytes taken from a pipe per read: large enough that a busy child costs one
 # actor message per ~10,000 short lines, small enough to bound a chunk.
@@ -54,3 +57,56 @@ def agent_stdin(cli_pid: int) -> Pipe:
     stdin anew through /proc (Linux, which is where the agent runs).
     """
     return Pipe(os.open(f"/proc/{cli_pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK), "stdin")
+
+
+class TailedFile:
+    """`--source file:PATH`, polled: a tail has no end of its own.
+
+    Offsets are committed only for lines the server has confirmed: after each
+    read the reader notes a checkpoint (how many lines, and the stream
+    position just past the last complete one); `delivered(line)` commits the
+    newest checkpoint at or below `line`. After a restart the tail resumes at
+    the committed byte, and `first_line_number` continues the numbering.
+    """
+
+    polled = True
+    fd = None
+
+    def __init__(self, path: str, state_path: str) -> None:
+        self.key = f"file:{path}"
+        self.path = path
+        self.tail = FileTail(path, state_path)
+        self._checkpoints: deque[tuple[int, int]] = deque()  # (line number, stream position)
+
+    @property
+    def first_line_number(self) -> int:
+        """The number of the last line committed before a restart (0 if none)."""
+        return int((self.tail.checkpoint or {}).get("lineNumber", 0))
+
+    def read(self) -> bytes:
+        return self.tail.poll()
+
+    def note(self, line_number: int) -> None:
+        """`line_number` lines are now read. A checkpoint is exact only when
+        the stream ends on a newline (no partial line is counted or pending)."""
+        at_line_end = self.tail.line_end == self.tail.position
+        if at_line_end and (not self._checkpoints or self._checkpoints[-1][1] < self.tail.line_end):
+            self._checkpoints.append((line_number, self.tail.line_end))
+
+    def delivered(self, line_number: int) -> None:
+        """Lines up to `line_number` are confirmed: commit the offset after them."""
+        newest = None
+        while self._checkpoints and self._checkpoints[0][0] <= line_number:
+            newest = self._checkpoints.popleft()
+        if newest is not None:
+            self.tail.commit(newest[1], {"lineNumber": newest[0]})
+
+    def close(self) -> None:
+        self.tail.close()
+
+
+def offsets_file(state_dir: str, task_id: str) -> str:
+    """Where a task's tailed files keep their offsets: a 0700 directory."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    safe_task = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
+    return os.path.join(state_dir, f"{safe_task}.offsets.json")

@@ -29,6 +29,10 @@ class DeliveryLedger:
         self._unacked: dict[int, RecordBlock] = {}  # insertion = send order
         self._next_id = 1
         self.delivered = 0
+        # Per id namespace (one per stream), the highest line confirmed. The
+        # pipeline keeps each stream in order and resends in order, so every
+        # line of the stream up to it has been confirmed or filtered out.
+        self.progress: dict[str, int] = {}
 
     def open(self, batches: list[RecordBlock]) -> list[tuple[int, RecordBlock]]:
         """Give each batch an id and remember it until acknowledged."""
@@ -51,6 +55,9 @@ class DeliveryLedger:
                 continue
             count += len(batch)
             latencies.extend(max(0.0, now - timestamp) for timestamp in batch.timestamps)
+            if len(batch):
+                last = max(batch.line_numbers)
+                self.progress[batch.run_id] = max(last, self.progress.get(batch.run_id, 0))
         self.delivered += count
         return Confirmed(count, tuple(latencies))
 

@@ -26,3 +26,17 @@ def test_a_repeated_chunk_is_acknowledged_but_not_passed_on_twice(system, probe,
     assert seen(upstream, ChunkAccepted) == [ChunkAccepted(1), ChunkAccepted(1)]
     # both lines were excluded: nothing went on, and the count waits for the next chunk
     assert seen(downstream, Chunk) == []
+
+
+def test_chunks_are_handled_in_the_order_they_were_sent(system, probe, seen, plan, make_settings, lines):
+    supervisor, downstream, upstream = probe(), probe(), probe()
+    stage = system.createActor(Filter)
+    system.tell(stage, Configure(make_settings(), plan, supervisor=supervisor, downstream=downstream))
+    # chunk 2 overtakes chunk 1 on the way (Thespian may deliver out of order)
+    system.tell(upstream, ("send", stage, Chunk(2, lines(4, 3))))
+    assert seen(downstream, Chunk) == []
+    system.tell(upstream, ("send", stage, Chunk(1, lines(1, 3))))
+    system.tell(upstream, ("send", stage, Chunk(3, lines(7, 1), final=True)))
+    passed = [n for chunk in seen(downstream, Chunk) for n in chunk.block.line_numbers]
+    assert passed == [1, 2, 3, 4, 5, 6, 7]
+    assert sorted(m.seq for m in seen(upstream, ChunkAccepted)) == [1, 2, 3]

@@ -62,3 +62,17 @@ def test_every_record_is_delivered_once_whatever_the_ack_order(sizes, rng):
     for batch_id in ids + ids[:3]:  # some acks arrive twice
         ledger.acked((batch_id,), now=100)
     assert ledger.delivered == sum(sizes) and ledger.undelivered == 0
+
+
+def test_progress_is_the_highest_confirmed_line_of_each_stream():
+    def stream(namespace, first, last):
+        rows = [make_record(namespace, "stdout", n, 0.0, "INFO", f"line {n}", SHARED[0]) for n in range(first, last + 1)]
+        return RecordBlock.of_rows(namespace, rows, SHARED)
+
+    ledger = DeliveryLedger(max_in_flight=10)
+    (first, _), (second, _) = ledger.open([stream("a", 1, 3), stream("b", 1, 2)])
+    ((third, _),) = ledger.open([stream("a", 4, 5)])
+    ledger.acked((first,), now=0)
+    assert ledger.progress == {"a": 3}
+    ledger.acked((third, second), now=0)
+    assert ledger.progress == {"a": 5, "b": 2}

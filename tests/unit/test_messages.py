@@ -12,11 +12,13 @@ import pytest
 from keruta_actors import messages
 from keruta_actors.config import load_settings
 from keruta_actors.policy.memory import MemoryReading
-from keruta_actors.records import make_record
+from keruta_actors.records import RecordBlock, make_record
 
 SETTINGS = load_settings(environ={})
 PLAN = messages.RunPlan("task", "run1", ("sh", "-c", "true"), "", "host", "0.1.0", ("stdin", "file:/var/log/app.log"), 42)
-RECORD = make_record("run1", "stdout", 1, 1.5, "INFO", "hello\x00\x1b[31m", {"processId": 1})
+SHARED = ({"processId": 1},) * 3
+RECORD = make_record("run1", "stdout", 1, 1.5, "INFO", "hello\x00\x1b[31m", SHARED[0])
+BLOCK = RecordBlock.of_rows("run1", [RECORD], SHARED)
 
 EXAMPLES = {
     messages.RunPlan: PLAN,
@@ -24,9 +26,9 @@ EXAMPLES = {
     messages.Configure: messages.Configure(SETTINGS, PLAN, supervisor=None, downstream=None, generation=3),
     messages.Terminate: messages.Terminate(15),
     messages.AgentFinished: messages.AgentFinished(0, 10, 0, {"excluded": 2}, ""),
-    messages.Chunk: messages.Chunk(1, (RECORD, RECORD), final=True, not_shipped=(("excluded", 1),)),
+    messages.Chunk: messages.Chunk(1, BLOCK, final=True, not_shipped=(("excluded", 1),)),
     messages.ChunkAccepted: messages.ChunkAccepted(1),
-    messages.Batches: messages.Batches(((1, (RECORD,)),)),
+    messages.Batches: messages.Batches(1, ((1, BLOCK),)),
     messages.BatchesAcked: messages.BatchesAcked((1, 2), (0.1,)),
     messages.InputEnded: messages.InputEnded(0, 5),
     messages.ChildFailedToStart: messages.ChildFailedToStart("command not found: x", 127),
@@ -38,6 +40,7 @@ EXAMPLES = {
     messages.DeliveryReport: messages.DeliveryReport(5, 0, {}),
     messages.Tick: messages.Tick(2, "tick"),
     messages.ChildStarted: messages.ChildStarted(4321),
+    messages.Delivered: messages.Delivered((("run1", 10), ("task.file-1a2b", 3))),
     messages.RelieveMemory: messages.RelieveMemory(),
     messages.QueryMemory: messages.QueryMemory(),
     messages.MemoryMeasured: messages.MemoryMeasured(MemoryReading(100 << 20, 8, 512 << 20)),
@@ -68,6 +71,6 @@ def test_frozen_and_slotted(cls):
 
 
 def test_record_payloads_have_constant_size_repr():
-    big = messages.Chunk(1, (RECORD,) * 10_000)
+    big = messages.Chunk(1, RecordBlock.of_rows("run1", [RECORD] * 10_000, SHARED))
     assert len(repr(big)) < 60 and str(big) == repr(big)
-    assert len(repr(messages.Batches(((1, (RECORD,) * 10_000),)))) < 60
+    assert len(repr(messages.Batches(1, ((1, BLOCK),) * 10_000))) < 60
