@@ -147,7 +147,17 @@ class AgentProcesses:
         return sum(self.cpu.values())
 
 
-def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, batch_size: int) -> dict:
+# No exclude or include patterns and every level shipped: the filter stage
+# then only passes records on (secrets are still masked).
+NO_FILTERS = {
+    "KERUTA_LOGSTREAMING__FILTERS__EXCLUDEPATTERNS": "[]",
+    "KERUTA_LOGSTREAMING__FILTERS__INCLUDEPATTERNS": "[]",
+    "KERUTA_LOG_LEVEL": "DEBUG",
+}
+
+
+def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, batch_size: int,
+              extra_env: dict | None = None) -> dict:
     task_id = f"agent-{uuid.uuid4().hex[:6]}"
     writer = workdir / "writer.py"
     writer.write_text(WRITER)
@@ -159,7 +169,7 @@ def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, bat
         "KERUTA_LOGGING__OUTPUT": "stderr",
         "KERUTA_LOGGING__FORMAT": "text",
         "KERUTA_LOG_BATCH_SIZE": str(batch_size),
-    }
+    } | (extra_env or {})
     command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", task_id, "--",
                sys.executable, str(writer), str(lines), str(rate), str(idle)]
     receiver_cpu = receiver.cpu_seconds()
@@ -299,6 +309,8 @@ def main() -> int:
     parser.add_argument("--batch-sizes", default="10,100,1000",
                         help="logStreaming.batchSize for each agent run (the first is the default's)")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--compare-filters", action="store_true",
+                        help="also run batchSize 100 with no filters, beside the default filters")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -307,6 +319,8 @@ def main() -> int:
             print(f"{os.cpu_count()} cores; {args.lines} lines per run; receiver on {receiver.ws_url}")
             for batch_size in [int(size) for size in args.batch_sizes.split(",")]:
                 show(f"agent b={batch_size}", run_agent(receiver, args.lines, 0, workdir, 3.0, batch_size))
+            if args.compare_filters:
+                show("no filters", run_agent(receiver, args.lines, 0, workdir, 3.0, 100, NO_FILTERS))
             if not args.skip_peers:
                 show("transport", transport_limit(receiver, args.lines))
                 show("naive", naive_sender(receiver, args.lines, workdir))
