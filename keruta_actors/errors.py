@@ -3,8 +3,9 @@
     KerutaError
     ├── ConfigError         bad configuration: reported by key path, exit 2
     │                       (defined in keruta_actors.config, beside the schema)
-    ├── UsageError          bad command line or input: exit 2
     ├── ChildStartError     the command cannot be run: exit 127 or 126
+    ├── ReceiverError       the reference receiver cannot listen or open its database
+    │                       (defined in keruta_actors.receiver.app)
     └── LinkError           a transport failed
           transient         worth retrying (refused, reset, timeout, 5xx)
           fatal             retrying cannot help (credentials refused, bad URL)
@@ -21,10 +22,6 @@ import ssl
 
 class KerutaError(Exception):
     """Root of every error the agent raises on purpose."""
-
-
-class UsageError(KerutaError):
-    pass
 
 
 class ChildStartError(KerutaError):

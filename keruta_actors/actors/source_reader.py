@@ -36,6 +36,7 @@ from keruta_actors.messages import (
     ChildFailedToStart,
     ChildStarted,
     Configure,
+    Delivered,
     InputEnded,
     Terminate,
 )

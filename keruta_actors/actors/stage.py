@@ -6,9 +6,10 @@ what it passes on. It may override `holding_back` to keep upstream waiting
 while it holds records of its own (the rate limiter and the batcher do).
 
 Chunks are handled strictly in the order they were sent (their sequence
-numbers), whatever order Thespian delivers them in. Handlers may run twice
-(Thespian retries a handler that raised), so a chunk whose sequence number
-was already handled is only acknowledged again.
+numbers), whatever order Thespian delivers them in, and each exactly once: a
+chunk whose sequence number was already handled is only acknowledged again.
+A chunk the stage fails on is counted as `stage_failure` and the stream goes
+on, rather than stalling behind it.
 """
 
 from __future__ import annotations
@@ -93,12 +94,23 @@ class Stage(KerutaActor):
             if chunk.seq != self._last_seq_in + 1:
                 self.log.debug("chunk %d arrived before chunk %d", chunk.seq, self._last_seq_in + 1)
             while self._last_seq_in + 1 in self._early:
-                ready = self._early.pop(self._last_seq_in + 1)
-                self.not_shipped.update(dict(ready.not_shipped))
-                self.on_chunk(ready)
-                self._last_seq_in = ready.seq
+                self._handle(self._early.pop(self._last_seq_in + 1))
         self._owed.append(chunk.seq)
         self.settle_upstream()
+
+    def _handle(self, chunk: Chunk) -> None:
+        # Consumed before it is handled: a chunk this stage fails on must not
+        # hold back every chunk behind it. Its records are counted, not
+        # silently dropped, and the failure is logged with its traceback.
+        self._last_seq_in = chunk.seq
+        self.not_shipped.update(dict(chunk.not_shipped))
+        try:
+            self.on_chunk(chunk)
+        except Exception:
+            self.log.exception("failed on chunk %d; its %d records are not shipped", chunk.seq, chunk.size)
+            self.not_shipped["stage_failure"] += chunk.size
+            if chunk.final:
+                self.emit(None, final=True)
 
     def receiveMsg_ChunkAccepted(self, message: ChunkAccepted, sender) -> None:
         self._send_cuts(self.outbox.accepted(time.monotonic()))

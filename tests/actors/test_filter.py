@@ -40,3 +40,23 @@ def test_chunks_are_handled_in_the_order_they_were_sent(system, probe, seen, pla
     passed = [n for chunk in seen(downstream, Chunk) for n in chunk.block.line_numbers]
     assert passed == [1, 2, 3, 4, 5, 6, 7]
     assert sorted(m.seq for m in seen(upstream, ChunkAccepted)) == [1, 2, 3]
+
+
+class BrokenFilter(Filter):
+    """Fails on the chunk holding line 4, as a bug would."""
+
+    def on_chunk(self, chunk):
+        if 4 in chunk.block.line_numbers:
+            raise RuntimeError("a bug")
+        super().on_chunk(chunk)
+
+
+def test_a_chunk_the_stage_fails_on_is_counted_and_the_stream_goes_on(system, probe, seen, plan, make_settings, lines):
+    supervisor, downstream, upstream = probe(), probe(), probe()
+    stage = system.createActor(BrokenFilter)
+    system.tell(stage, Configure(make_settings(), plan, supervisor=supervisor, downstream=downstream))
+    for seq, (first, count) in enumerate([(1, 3), (4, 3), (7, 2)], start=1):
+        system.tell(upstream, ("send", stage, Chunk(seq, lines(first, count), final=seq == 3)))
+    chunks = seen(downstream, Chunk)
+    assert [n for chunk in chunks for n in chunk.block.line_numbers] == [1, 2, 3, 7, 8]
+    assert dict(chunks[-1].not_shipped) == {"stage_failure": 3} and chunks[-1].final
