@@ -8,6 +8,7 @@ python="$root/.venv/bin/python"
 work="$root/quickstart"
 mkdir -p "$work"
 db="$work/receiver.db"
+rm -f "$db" "$db-wal" "$db-shm"  # each quickstart shows its own run
 port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
 "$python" -m keruta_actors receiver --port "$port" --db "$db" > "$work/receiver.log" 2>&1 &
