@@ -39,12 +39,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def actor_system(settings, admin_port: int | None = None) -> Iterator[ActorSystem]:
+def actor_system(settings) -> Iterator[ActorSystem]:
     """A private multiprocTCPBase system bound to loopback, always shut down."""
     confine_to_loopback()
     system = ActorSystem(
         SYSTEM_BASE,
-        {"Admin Port": admin_port or free_port()},
+        {"Admin Port": free_port()},
         logDefs=log_config(settings),
     )
     try:
