@@ -68,6 +68,10 @@ class RateLimiter(Stage):
             run = leading_run(head.sources)
             granted = self.limiter.grant(self.task_id, source, run, now)
             dropped = run - granted if self.drop_excess else 0
+            if not granted + dropped:
+                # nothing to take: wait, without splitting the block for nothing
+                self.wake_at(self.limiter.retry_at(self.task_id, source, now))
+                break
             passed, _, rest = head.cut([granted, dropped, len(head) - granted - dropped])
             self.waiting_records -= granted + dropped
             if len(rest):

@@ -254,16 +254,14 @@ class SourceReader(Stage):
                 return
         else:
             code = 0
-            finite = [s for s in self.streams if not s.source.polled]
-            if not self.stop_requested and (any(s.source.polled for s in self.streams) or any(not s.ended for s in finite)):
+            # a tailed file never ends by itself: only a signal ends its input
+            if not self.stop_requested and not all(s.ended for s in self.streams):
                 return
         for stream in self.streams:  # one last read of what the other sources hold
             if not stream.ended:
                 self._read_all(stream, now)
-                if not stream.source.polled:  # a tail stays open for the last commits
-                    stream.source.close()
-                stream.ended = True
-                self._ship(stream, stream.splitter.finish(now))
+            if not stream.ended:
+                self._end_stream(stream, now)
         self.finished = True
         self.emit(None, final=True)
         self.send(self.configured.supervisor, InputEnded(code, sum(s.line_number for s in self.streams)))
@@ -278,7 +276,12 @@ class SourceReader(Stage):
         if self.holding_back() or now - self.last_heard < PIPE_GRACE:
             return False
         for stream in open_pipes:
-            stream.source.close()
-            stream.ended = True
-            self._ship(stream, stream.splitter.finish(now))
+            self._end_stream(stream, now)
         return True
+
+    def _end_stream(self, stream: Stream, now: float) -> None:
+        """Stop reading `stream` and ship its last, unfinished line."""
+        if not stream.source.polled:  # a tail stays open for the last commits
+            stream.source.close()
+        stream.ended = True
+        self._ship(stream, stream.splitter.finish(now))

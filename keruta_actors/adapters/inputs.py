@@ -73,8 +73,6 @@ class TailedFile:
     fd = None
 
     def __init__(self, path: str, state_path: str) -> None:
-        self.key = f"file:{path}"
-        self.path = path
         self.tail = FileTail(path, state_path)
         self._checkpoints: deque[tuple[int, int]] = deque()  # (line number, stream position)
 
