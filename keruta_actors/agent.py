@@ -2,7 +2,8 @@
 
 Every run gets a private Thespian admin port (two systems sharing a port
 merge into one, and one's shutdown kills the other's actors), binds every
-socket to loopback, and shuts the system down on every way out: the run
+socket to loopback (with Thespian's timers patched so that no wakeup is
+slept through), and shuts the system down on every way out: the run
 finishing, an error, or a signal. Signals are forwarded to the child through
 the supervisor; the run then drains as usual.
 """
@@ -21,6 +22,7 @@ from thespian.actors import ActorSystem
 
 from keruta_actors.actors.supervisor import Supervisor
 from keruta_actors.adapters.thespian_loopback import LOOPBACK, confine_to_loopback
+from keruta_actors.adapters.thespian_timers import keep_near_wakeups
 from keruta_actors.logsetup import log_config
 from keruta_actors.messages import AgentFinished, RunPlan, StartAgent, Terminate
 
@@ -42,6 +44,7 @@ def free_port() -> int:
 def actor_system(settings) -> Iterator[ActorSystem]:
     """A private multiprocTCPBase system bound to loopback, always shut down."""
     confine_to_loopback()
+    keep_near_wakeups()
     system = ActorSystem(
         SYSTEM_BASE,
         {"Admin Port": free_port()},
@@ -57,7 +60,12 @@ def actor_system(settings) -> Iterator[ActorSystem]:
 def reap_leftovers(grace: float = 2.0) -> None:
     """Stop any actor process that outlived `shutdown()`: every process the
     system started is a descendant of this one, and none may stay behind."""
-    leftovers = psutil.Process().children(recursive=True)
+    children = psutil.Process().children(recursive=True)
+    # Thespian does not wait for the admin it started: an exited admin is
+    # still a child here, a zombie. Collect it quietly; it outlived nothing.
+    exited = [process for process in children if _is_zombie(process)]
+    psutil.wait_procs(exited, timeout=grace)
+    leftovers = [process for process in children if process not in exited]
     if not leftovers:
         return
     log.warning("%d agent processes outlived the shutdown; stopping them", len(leftovers))
@@ -69,6 +77,13 @@ def reap_leftovers(grace: float = 2.0) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     psutil.wait_procs(alive, timeout=grace)
+
+
+def _is_zombie(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True  # already gone, nothing to stop
 
 
 def run_agent(settings, plan: RunPlan) -> AgentFinished:
