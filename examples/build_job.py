@@ -14,6 +14,6 @@ for number, step in enumerate(steps, 1):
         print("WARN dependency cache is cold; downloading", file=sys.stderr, flush=True)
     if step == "run tests":
         print(json.dumps({"level": "error", "msg": "1 flaky test retried"}), file=sys.stderr, flush=True)
-print("DEBUG password=hunter2 (this line is filtered out by the default excludePatterns)", flush=True)
+print("INFO connecting with password=hunter2 (this line is filtered out by the default excludePatterns)", flush=True)
 print("INFO build finished", flush=True)
 sys.exit(0)

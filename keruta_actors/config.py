@@ -832,9 +832,9 @@ def config_warnings(s: Settings) -> list[str]:
             warnings.append(
                 f"websocket.url: credentials would be sent in clear text to {ws.hostname!r} "
                 "(use wss:// or websocket.security.enableSSL); the agent will refuse to connect")
-        if api.scheme == "http" and not is_loopback(api.hostname):
+        if api.scheme == "http" and not security.enable_ssl and not is_loopback(api.hostname):
             warnings.append(f"api.url: credentials would be sent in clear text to {api.hostname!r} "
-                            "(use https://); the agent will refuse to connect")
+                            "(use https:// or websocket.security.enableSSL); the agent will refuse to connect")
     if s.auth.type == "bearer" and not s.auth.token and s.auth.api_key:
         warnings.append("auth.type: 'bearer' but only auth.apiKey is set; no credential will be sent")
     if s.auth.type == "api-key" and not s.auth.api_key and s.auth.token:

@@ -9,7 +9,23 @@ refuses it when it connects.
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    kind: str  # "bearer" | "api-key"
+    secret: str
+
+
+def credentials_from(auth) -> Credentials | None:
+    """The credentials `auth` (config.Auth) configures, if any."""
+    if auth.type == "api-key" and auth.api_key:
+        return Credentials("api-key", auth.api_key)
+    if auth.token:
+        return Credentials("bearer", auth.token)
+    return None
 
 
 def is_loopback(host: str | None) -> bool:
@@ -26,7 +42,14 @@ def websocket_endpoint(url: str, task_id: str, force_tls: bool) -> str:
     """`{websocket.url}/{taskId}`, upgraded to wss:// when TLS is forced."""
     if force_tls and url.startswith("ws://"):
         url = "wss://" + url[len("ws://") :]
-    return f"{url.rstrip('/')}/{task_id}"
+    return f"{url.rstrip('/')}/{quote(task_id, safe='')}"
+
+
+def rest_endpoint(url: str, task_id: str, force_tls: bool) -> str:
+    """`{api.url}/tasks/{taskId}/logs`, upgraded to https:// when TLS is forced."""
+    if force_tls and url.startswith("http://"):
+        url = "https://" + url[len("http://") :]
+    return f"{url.rstrip('/')}/tasks/{quote(task_id, safe='')}/logs"
 
 
 def clear_text_refusal(url: str, has_credentials: bool) -> str | None:

@@ -6,6 +6,7 @@ measurements behind it):
     CLI --StartAgent--> Supervisor --Configure*--> every stage
     SourceReader --Chunk--> Filter --Chunk--> RateLimiter --Chunk--> Batcher
     Batcher --Batches--> Connection --(WebSocket)--> keruta API
+                     or RestConnection --(HTTP POST)--> keruta API (fallback)
     Connection --BatchesAcked--> Batcher --Drained--> Supervisor --AgentFinished--> CLI
     SourceReader --InputEnded--> Supervisor
 
@@ -127,10 +128,12 @@ class Batches:
 
 @dataclass(frozen=True, slots=True)
 class BatchesAcked:
-    """Connection -> Batcher: the server has stored these batches."""
+    """Connection -> Batcher: these batches are done with. The server stored
+    every record in them except those `rejected` counts, ((batch_id, n), ...),
+    which it refused for good (REST answers such as HTTP 400)."""
 
     batch_ids: tuple[int, ...]
-    latencies: tuple[float, ...] = ()
+    rejected: tuple[tuple[int, int], ...] = ()
 
 
 # --- The child process ----------------------------------------------------------

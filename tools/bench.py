@@ -12,7 +12,10 @@ Runs, in one go and against the same receiver:
 - naive:      a per-line sender: reads the child's stdout and sends each line
               as its own frame, then waits for the pong of a final ping;
 - paced:      the agent again, with the child writing at a fixed rate, for
-              latency from line written to line stored.
+              latency from line written to line stored;
+- rest:       (with --rest) the agent with its WebSocket refused, so the
+              REST fallback carries everything; once with api.rateLimit off
+              and once at its default.
 
 For each it prints lines/s, latency percentiles (written -> stored at the
 receiver: the child stamps each line with its write time), CPU seconds of
@@ -75,15 +78,14 @@ class Receiver:
     """The reference receiver in a process of its own, as in production."""
 
     def __init__(self, workdir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.db_path = workdir / "bench.db"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "keruta_actors", "receiver", "--port", str(self.port), "--db", str(self.db_path)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/tasks"
+        self.api_url = f"http://127.0.0.1:{self.port}/api/v1"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -165,6 +167,7 @@ def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, bat
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERUTA_")} | {
         MARKER: marker,
         "KERUTA_WEBSOCKET_URL": receiver.ws_url,
+        "KERUTA_API_URL": receiver.api_url,
         "KERUTA_LOGSTREAMING__PERFORMANCE__RATELIMITPERSECOND": "0",
         "KERUTA_LOGGING__OUTPUT": "stderr",
         "KERUTA_LOGGING__FORMAT": "text",
@@ -207,6 +210,25 @@ def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, bat
         "exit": agent.returncode,
         "problem": last_agent_line(agent_log),
     }
+
+
+def rest_only(port: int, rate_limited: bool) -> dict:
+    """Settings that send everything over REST: the WebSocket points at a
+    port nobody listens on, and one failure there switches to REST."""
+    env = {
+        "KERUTA_WEBSOCKET_URL": f"ws://127.0.0.1:{port}/ws/tasks",
+        "KERUTA_WEBSOCKET_MAX_RECONNECT_ATTEMPTS": "1",
+        "KERUTA_WEBSOCKET_RECONNECT_INTERVAL": "100ms",
+    }
+    if not rate_limited:
+        env["KERUTA_API__RATELIMIT__REQUESTSPERMINUTE"] = "0"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def idle_cpu_percent(samples: dict) -> float | None:
@@ -309,6 +331,7 @@ def main() -> int:
     parser.add_argument("--batch-sizes", default="10,100,1000",
                         help="logStreaming.batchSize for each agent run (the first is the default's)")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--rest", action="store_true", help="also run the agent over its REST fallback only")
     parser.add_argument("--compare-filters", action="store_true",
                         help="also run batchSize 100 with no filters, beside the default filters")
     args = parser.parse_args()
@@ -321,6 +344,10 @@ def main() -> int:
                 show(f"agent b={batch_size}", run_agent(receiver, args.lines, 0, workdir, 3.0, batch_size))
             if args.compare_filters:
                 show("no filters", run_agent(receiver, args.lines, 0, workdir, 3.0, 100, NO_FILTERS))
+            if args.rest:
+                closed = free_port()
+                show("rest, no api.rateLimit", run_agent(receiver, args.lines, 0, workdir, 3.0, 10, rest_only(closed, False)))
+                show("rest, default api.rateLimit", run_agent(receiver, args.lines, 0, workdir, 3.0, 10, rest_only(closed, True)))
             if not args.skip_peers:
                 show("transport", transport_limit(receiver, args.lines))
                 show("naive", naive_sender(receiver, args.lines, workdir))

@@ -21,7 +21,8 @@ done
 
 echo "== streaming examples/build_job.py as task 'quickstart' to the receiver on 127.0.0.1:$port"
 status=0
-KERUTA_WEBSOCKET_URL="ws://127.0.0.1:$port/ws/tasks" KERUTA_LOGGING__FORMAT=text KERUTA_LOGGING__OUTPUT=stderr \
+KERUTA_WEBSOCKET_URL="ws://127.0.0.1:$port/ws/tasks" KERUTA_API_URL="http://127.0.0.1:$port/api/v1" \
+    KERUTA_LOGGING__FORMAT=text KERUTA_LOGGING__OUTPUT=stderr \
     "$python" -m keruta_actors start --task-id quickstart -- "$python" "$root/examples/build_job.py" || status=$?
 echo "== the agent exited with $status (the job's own exit code)"
 echo "== what the receiver stored (the 'password' line was filtered out):"

@@ -93,7 +93,9 @@ class Batcher(Stage):
             self._dispatch(time.monotonic())
 
     def receiveMsg_BatchesAcked(self, message: BatchesAcked, sender) -> None:
-        self.ledger.acked(message.batch_ids, time.time())
+        confirmed = self.ledger.acked(message.batch_ids, time.time(), dict(message.rejected))
+        if confirmed.rejected:
+            self.not_shipped["rejected_by_server"] += confirmed.rejected
         self._report_progress(time.monotonic())
         self._dispatch(time.monotonic())
         self.settle_upstream()

@@ -17,8 +17,8 @@ from thespian.actors import ActorExitRequest, ThespianWatch, WatchMessage
 
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters.process_memory import release_memory
-from keruta_actors.adapters.websocket_link import Credentials, WebSocketLink
-from keruta_actors.endpoints import websocket_endpoint
+from keruta_actors.adapters.websocket_link import WebSocketLink
+from keruta_actors.endpoints import credentials_from, websocket_endpoint
 from keruta_actors.errors import LinkError
 from keruta_actors.messages import (
     Batches,
@@ -28,6 +28,7 @@ from keruta_actors.messages import (
     LinkUp,
     RelieveMemory,
 )
+from keruta_actors.policy.ordering import InOrder
 from keruta_actors.policy.receipts import Receipts, encode_batch
 from keruta_actors.records import LogMessageEncoder
 
@@ -44,8 +45,7 @@ class Connection(KerutaActor):
         self.lost = False
         self.confirmed: list[int] = []
         self.confirm_due: float | None = None
-        self.sent_seq = 0  # the last Batches message sent on, in order
-        self.early: dict[int, Batches] = {}
+        self.in_order: InOrder[Batches] = InOrder()
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
@@ -81,15 +81,15 @@ class Connection(KerutaActor):
         self.wake_at(self.heartbeat_due)
 
     def receiveMsg_Batches(self, message: Batches, sender) -> None:
-        if self.lost or message.seq <= self.sent_seq:
+        if self.lost:
             return
-        # Thespian may deliver a message before the one sent ahead of it;
-        # the server must see each stream in order.
-        self.early[message.seq] = message
+        # The server must see each stream in order.
+        ready = self.in_order.arrived(message.seq, message)
         self._handle_events()  # a hello may be waiting: it decides the framing
-        while not self.lost and self.sent_seq + 1 in self.early:
-            self._send_batches(self.early.pop(self.sent_seq + 1))
-            self.sent_seq += 1
+        for batches in ready:
+            if self.lost:
+                return
+            self._send_batches(batches)
 
     def _send_batches(self, message: Batches) -> None:
         try:
@@ -190,11 +190,3 @@ class Connection(KerutaActor):
         if self.connected:
             self.link.close()
         self.send(self.configured.supervisor, LinkLost(self.configured.generation, problem, fatal))
-
-
-def credentials_from(auth) -> Credentials | None:
-    if auth.type == "api-key" and auth.api_key:
-        return Credentials("api-key", auth.api_key)
-    if auth.token:
-        return Credentials("bearer", auth.token)
-    return None

@@ -23,6 +23,7 @@ from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters.process_memory import release_memory
 from keruta_actors.messages import Chunk, ChunkAccepted, Configure, RelieveMemory
 from keruta_actors.policy.flow import Cut, Outbox
+from keruta_actors.policy.ordering import InOrder
 from keruta_actors.records import RecordBlock
 
 # Chunks a stage may have in flight to the next: below Thespian's 20 pending
@@ -42,8 +43,7 @@ class Stage(KerutaActor):
         self.configured: Configure | None = None
         self.outbox = Outbox(CREDIT_WINDOW, MAX_CHUNK_RECORDS, self.LINGER)
         self._next_seq = 1
-        self._last_seq_in = 0
-        self._early: dict[int, Chunk] = {}  # chunks that arrived ahead of their turn
+        self._in_order: InOrder[Chunk] = InOrder()
         self._upstream = None
         self._owed: deque[int] = deque()  # upstream chunks accepted but not yet acknowledged
         self.not_shipped: Counter[str] = Counter()
@@ -86,23 +86,18 @@ class Stage(KerutaActor):
 
     def receiveMsg_Chunk(self, chunk: Chunk, sender) -> None:
         self._upstream = sender
-        if chunk.seq > self._last_seq_in and chunk.seq not in self._early:
-            # Thespian's TCP transport may open a second socket to a busy
-            # peer, so a chunk can overtake the one before it: hold it until
-            # its turn. The credit window bounds how many wait here.
-            self._early[chunk.seq] = chunk
-            if chunk.seq != self._last_seq_in + 1:
-                self.log.debug("chunk %d arrived before chunk %d", chunk.seq, self._last_seq_in + 1)
-            while self._last_seq_in + 1 in self._early:
-                self._handle(self._early.pop(self._last_seq_in + 1))
+        if chunk.seq > self._in_order.last + 1:
+            self.log.debug("chunk %d arrived before chunk %d", chunk.seq, self._in_order.last + 1)
+        for ready in self._in_order.arrived(chunk.seq, chunk):
+            self._handle(ready)
         self._owed.append(chunk.seq)
         self.settle_upstream()
 
     def _handle(self, chunk: Chunk) -> None:
-        # Consumed before it is handled: a chunk this stage fails on must not
-        # hold back every chunk behind it. Its records are counted, not
-        # silently dropped, and the failure is logged with its traceback.
-        self._last_seq_in = chunk.seq
+        # Consumed (by InOrder) before it is handled: a chunk this stage fails
+        # on must not hold back every chunk behind it. Its records are
+        # counted, not silently dropped, and the failure is logged with its
+        # traceback.
         self.not_shipped.update(dict(chunk.not_shipped))
         try:
             self.on_chunk(chunk)

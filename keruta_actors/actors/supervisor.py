@@ -1,12 +1,15 @@
 """The supervisor: builds the pipeline, restarts connections, ends the run.
 
-    SourceReader -> Filter -> RateLimiter -> Batcher <-> Connection
+    SourceReader -> Filter -> RateLimiter -> Batcher <-> Connection (WebSocket)
+                                                     <-> RestConnection (fallback)
 
-It owns the reconnect policy: a connection that reports `LinkLost`, or whose
-actor dies, is retired and a fresh one is started after the policy's backoff;
-the batcher then hands the new connection every unconfirmed batch. Thespian
-failures end up here too: `ChildActorExited` for any actor, `PoisonMessage`
-for messages a stage failed on twice.
+It carries out the transport plan (policy/transport.py): a connection that
+reports `LinkLost`, or whose actor dies, is retired and a fresh one started
+after the reconnect policy's backoff; after `maxReconnectAttempts` failures
+in a row REST takes over while the WebSocket is probed. Whichever connection
+is in use, the batcher hands it every unconfirmed batch. Thespian failures
+end up here too: `ChildActorExited` for any actor, `PoisonMessage` for
+messages a stage failed on twice.
 
 The run ends when the batcher reports everything delivered after the child
 exited, or when `logStreaming.drainTimeout` passes first; the CLI then hears
@@ -50,12 +53,25 @@ from keruta_actors.messages import (
     Terminate,
     UseConnection,
 )
-from keruta_actors.policy.backoff import GiveUp, ReconnectPolicy
+from keruta_actors.policy.backoff import ReconnectPolicy
 from keruta_actors.policy.memory import MemoryPolicy, Steady
+from keruta_actors.policy.transport import (
+    REST,
+    WEBSOCKET,
+    Action,
+    Retire,
+    Start,
+    TransportPlan,
+    Use,
+)
 
 # How often the whole agent's memory is measured (~5 ms a reading).
 MEMORY_INTERVAL = 5.0
 MIB = 1 << 20
+# The REST connection is named, not imported: `requests` then loads only in
+# its own process, once the fallback is needed (measured: importing it here
+# cost every run 7 MB of PSS and start-up CPU).
+CONNECTION_ACTORS = {WEBSOCKET: Connection, REST: "keruta_actors.actors.rest_connection.RestConnection"}
 
 
 class Supervisor(KerutaActor):
@@ -72,44 +88,56 @@ class Supervisor(KerutaActor):
         self.cli = sender
         self.exit_code: int | None = None
         self.problem = ""
+        self.problem_is_fatal = False
         self.link_generation = 0
-        self.connection = None
-        self.reconnect_due: float | None = None
+        self.links: dict[str, tuple[int, object]] = {}  # kind -> (generation, actor address)
         self.drain_deadline: float | None = None
         self.script_pids: list[int] = []
         self.memory = MemoryPolicy(message.settings.log_streaming.performance.memory_limit_mb * MIB)
         self.memory_due = time.monotonic() + MEMORY_INTERVAL
         self.wake_at(self.memory_due)
         websocket = message.settings.websocket
-        self.reconnect = ReconnectPolicy(
-            initial=websocket.reconnect_interval,
-            max_attempts=websocket.max_reconnect_attempts,
-            cap=max(websocket.reconnect_interval, 60.0),
-            rng=random.Random(),
+        rng = random.Random()
+        self.transport = TransportPlan(
+            ReconnectPolicy(
+                initial=websocket.reconnect_interval,
+                # 0 attempts: no reconnecting; REST takes over at the first failure.
+                max_attempts=max(1, websocket.max_reconnect_attempts),
+                cap=max(websocket.reconnect_interval, 60.0),
+                rng=rng,
+            ),
+            rest_retry_interval=message.settings.api.retry_interval,
+            rng=rng,
         )
         self.batcher = self._start_stage(Batcher, None)
         self.rate_limiter = self._start_stage(RateLimiter, self.batcher)
         self.filter = self._start_stage(Filter, self.rate_limiter)
-        self._connect()
+        self._carry_out(self.transport.start())
         self.reader = self._start_stage(SourceReader, self.filter)
 
     def receiveMsg_LinkUp(self, message: LinkUp, sender) -> None:
-        if message.generation != self.link_generation or self.finished:
+        kind = self._kind_of(message.generation)
+        if kind is None or self.finished:
             return
-        if self.reconnect.attempts:
-            self.log.warning("connected to %s again", self.started.settings.websocket.url)
-        self.reconnect.succeeded()
-        self.send(self.batcher, UseConnection(self.connection))
+        if kind == WEBSOCKET and (self.transport.websocket.attempts or REST in self.links):
+            back = "; the REST fallback is retired" if REST in self.links else ""
+            self.log.warning("connected to %s again%s", self.started.settings.websocket.url, back)
+        elif kind == REST and self.transport.active != WEBSOCKET:
+            api_url = self.started.settings.api.url
+            self.log.warning("sending logs to the REST API at %s until the WebSocket is back", api_url)
+        self._carry_out(self.transport.up(kind))
 
     def receiveMsg_LinkLost(self, message: LinkLost, sender) -> None:
-        if message.generation == self.link_generation:
-            self._link_failed(message.problem, message.fatal)
+        kind = self._kind_of(message.generation)
+        if kind is not None:
+            self._link_failed(kind, message.problem, message.fatal)
 
     def receiveMsg_ChildActorExited(self, message: ChildActorExited, sender) -> None:
         if self.finished:
             return
-        if message.childAddress == self.connection:
-            self._link_failed("the connection actor exited unexpectedly", fatal=False)
+        kind = next((kind for kind, (_, address) in self.links.items() if address == message.childAddress), None)
+        if kind is not None:
+            self._link_failed(kind, f"the {kind} connection actor exited unexpectedly", fatal=False)
         elif message.childAddress in (self.reader, self.filter, self.rate_limiter, self.batcher):
             self._finish(1, "an agent stage exited unexpectedly; records it held are lost")
 
@@ -155,16 +183,14 @@ class Supervisor(KerutaActor):
     def on_tick(self, now: float) -> None:
         if self.finished:
             return
-        if self.reconnect_due is not None and now >= self.reconnect_due:
-            self.reconnect_due = None
-            self._connect()
+        self._carry_out(self.transport.tick(now))
         if self.drain_deadline is not None and now >= self.drain_deadline:
             self.drain_deadline = None
             self.send(self.batcher, ReportDelivery())
         if now >= self.memory_due:
             self._watch_memory()
             self.memory_due = now + MEMORY_INTERVAL
-        self.wake_at(min(due for due in (self.reconnect_due, self.drain_deadline, self.memory_due) if due is not None))
+        self._wake_when_due()
 
     # -- helpers -------------------------------------------------------------------
 
@@ -177,9 +203,9 @@ class Supervisor(KerutaActor):
         if isinstance(decision, Steady):
             return
         self.log.warning("memory: %s; releasing memory and shrinking buffers", reading.describe())
-        for stage in (self.reader, self.filter, self.rate_limiter, self.batcher, self.connection):
-            if stage is not None:
-                self.send(stage, RelieveMemory())
+        connections = [address for _, address in self.links.values()]
+        for stage in (self.reader, self.filter, self.rate_limiter, self.batcher, *connections):
+            self.send(stage, RelieveMemory())
         release_memory()
 
     def _start_stage(self, actor_class, downstream):
@@ -196,30 +222,61 @@ class Supervisor(KerutaActor):
             generation=self.link_generation,
         )
 
-    def _connect(self) -> None:
-        self.link_generation += 1
-        self.connection = self.createActor(Connection)
-        self.send(self.connection, self._configure(self.batcher))
+    def _kind_of(self, generation: int) -> str | None:
+        """Which transport's current connection has this generation; None
+        for a connection already retired (its late reports are stale)."""
+        return next((kind for kind, (known, _) in self.links.items() if known == generation), None)
 
-    def _link_failed(self, problem: str, fatal: bool) -> None:
-        self.send(self.batcher, UseConnection(None))
-        if self.connection is not None:
-            self.send(self.connection, ActorExitRequest())
-            self.connection = None
-        self.link_generation += 1  # late reports from the retired connection are stale
-        self.problem = problem
-        if fatal:
-            self.log.error("%s; not retrying", problem)
-            return
+    def _carry_out(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Start):
+                self.link_generation += 1
+                address = self.createActor(CONNECTION_ACTORS[action.kind])
+                self.links[action.kind] = (self.link_generation, address)
+                self.send(address, self._configure(self.batcher))
+            elif isinstance(action, Use):
+                address = self.links[action.kind][1] if action.kind is not None else None
+                self.send(self.batcher, UseConnection(address))
+            elif isinstance(action, Retire):
+                self._retire(action.kind)
+        self._wake_when_due()
+
+    def _retire(self, kind: str) -> None:
+        _, address = self.links.pop(kind, (0, None))
+        if address is not None:
+            self.send(address, ActorExitRequest())
+
+    def _wake_when_due(self) -> None:
+        dues = (self.transport.next_due(), self.drain_deadline, self.memory_due)
+        self.wake_at(min(due for due in dues if due is not None))
+
+    def _link_failed(self, kind: str, problem: str, fatal: bool) -> None:
+        self._retire(kind)
+        if fatal or not self.problem_is_fatal:  # the run's summary names what retrying cannot fix
+            self.problem, self.problem_is_fatal = problem, fatal
         now = time.monotonic()
-        decision = self.reconnect.failed(now)
-        due = decision.probe_at if isinstance(decision, GiveUp) else decision.when
-        if self.reconnect.exhausted:
-            self.log.error("%s (%d failures in a row); next try in %.1fs", problem, self.reconnect.attempts, due - now)
+        was_falling_back = self.transport.falling_back
+        actions = self.transport.lost(kind, now, fatal)
+        self._report_failure(kind, problem, fatal, now, was_falling_back)
+        self._carry_out(actions)
+
+    def _report_failure(self, kind: str, problem: str, fatal: bool, now: float, was_falling_back: bool) -> None:
+        if fatal:
+            rest = "; sending to the REST API instead" if kind == WEBSOCKET and REST not in self.transport.dead else ""
+            self.log.error("%s; not retrying%s", problem, rest)
+            return
+        retry_in = self.transport.due[kind] - now
+        if kind == REST:
+            self.log.error("the REST API failed: %s; trying it again in %.1fs", problem, retry_in)
+        elif was_falling_back:
+            self.log.info("the WebSocket is still down: %s; next probe in %.1fs", problem, retry_in)
+        elif self.transport.falling_back:
+            self.log.error(
+                "%s (%d failures in a row); switching to the REST API, probing the WebSocket again in %.1fs",
+                problem, self.transport.websocket.attempts, retry_in,
+            )
         else:
-            self.log.warning("%s; retrying in %.1fs", problem, due - now)
-        self.reconnect_due = due
-        self.wake_at(due)
+            self.log.warning("%s; retrying in %.1fs", problem, retry_in)
 
     def _finish(self, exit_code: int, problem: str, report: DeliveryReport | None = None) -> None:
         if self.finished:

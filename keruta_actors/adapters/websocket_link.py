@@ -28,7 +28,7 @@ from keruta_actors.adapters.frames import (
     FrameError,
     FrameReader,
 )
-from keruta_actors.endpoints import clear_text_refusal
+from keruta_actors.endpoints import Credentials, clear_text_refusal
 from keruta_actors.errors import LinkError
 
 # The largest message from the server we accept. Servers send small control
@@ -41,12 +41,6 @@ READ_SIZE = 1 << 16
 class Event:
     kind: str  # "text" | "pong" | "closed"
     data: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    kind: str  # "bearer" | "api-key"
-    secret: str
 
 
 def handshake_headers(credentials: Credentials | None) -> list[str]:

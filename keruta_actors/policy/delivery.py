@@ -16,11 +16,13 @@ from keruta_actors.records import RecordBlock
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
-    """The outcome of an acknowledgement: how many records it confirmed and
-    how long each took from being read to being confirmed."""
+    """The outcome of an acknowledgement: how many records it confirmed, how
+    long each took from being read to being confirmed, and how many the
+    server refused."""
 
     records: int
     latencies: tuple[float, ...]
+    rejected: int = 0
 
 
 class DeliveryLedger:
@@ -44,22 +46,25 @@ class DeliveryLedger:
             numbered.append((batch_id, batch))
         return numbered
 
-    def acked(self, batch_ids: tuple[int, ...], now: float) -> Confirmed:
+    def acked(self, batch_ids: tuple[int, ...], now: float, rejected: dict[int, int] | None = None) -> Confirmed:
         """Forget confirmed batches. Unknown or repeated ids are ignored:
-        a server may acknowledge twice after a resend."""
-        count = 0
+        a server may acknowledge twice after a resend. `rejected` says, by
+        batch id, how many records the server refused: done with, but not
+        delivered."""
+        count = refused = 0
         latencies: list[float] = []
         for batch_id in batch_ids:
             batch = self._unacked.pop(batch_id, None)
             if batch is None:
                 continue
             count += len(batch)
+            refused += min(len(batch), (rejected or {}).get(batch_id, 0))
             latencies.extend(max(0.0, now - timestamp) for timestamp in batch.timestamps)
             if len(batch):
                 last = max(batch.line_numbers)
                 self.progress[batch.run_id] = max(last, self.progress.get(batch.run_id, 0))
-        self.delivered += count
-        return Confirmed(count, tuple(latencies))
+        self.delivered += count - refused
+        return Confirmed(count - refused, tuple(latencies), refused)
 
     def unacked(self) -> list[tuple[int, RecordBlock]]:
         """Every batch still waiting for confirmation, oldest first."""

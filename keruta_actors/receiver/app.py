@@ -3,7 +3,9 @@ foreground (`run_receiver`, for the CLI) and on a background thread
 (`ReceiverThread`, for tests and tools).
 
 Routes are added in `build_app` only; each endpoint lives in its own module
-and gets the store it needs passed in.
+and gets the store it needs passed in. Middlewares are the way to change how
+the receiver answers (tests make it fail, stall or refuse); the endpoints
+themselves have no such switches.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ import asyncio
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from keruta_actors.errors import KerutaError
 from keruta_actors.receiver.protocol import DEFAULT_CAPABILITIES
+from keruta_actors.receiver.rest_ingest import MAX_BODY, RestIngestEndpoint
 from keruta_actors.receiver.store import LogStore
 from keruta_actors.receiver.ws_ingest import IngestEndpoint
 
 STORE = web.AppKey("store", LogStore)
 WS_PATH = "/ws/tasks"
+API_PATH = "/api/v1"
 
 
 class ReceiverError(KerutaError):
@@ -33,15 +38,19 @@ def build_app(
     db_path: str,
     token: str | None = None,
     capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     try:
         store = LogStore(db_path)
     except sqlite3.Error as exc:
         raise ReceiverError(f"cannot open database {db_path}: {exc}") from exc
-    app = web.Application()
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[STORE] = store
     ingest = IngestEndpoint(store, token, capabilities)
     app.router.add_get(WS_PATH + "/{taskId}", ingest.handle)
+    rest = RestIngestEndpoint(store, token)
+    app.router.add_post(API_PATH + "/tasks/{taskId}/logs", rest.post_log)
+    app.router.add_post(API_PATH + "/tasks/{taskId}/logs/batch", rest.post_batch)
     app.router.add_get("/health", _health)
     app.on_shutdown.append(ingest.close_all)
     app.on_cleanup.append(_close_store)
@@ -88,7 +97,12 @@ def run_receiver(
     netloc = f"[{host}]" if ":" in host else host
 
     def announce(bound: int) -> None:
-        print(f"receiver listening on ws://{netloc}:{bound}{WS_PATH}/{{taskId}} (db: {db_path})", flush=True)
+        base = f"{netloc}:{bound}"
+        print(
+            f"receiver listening on ws://{base}{WS_PATH}/{{taskId}} and http://{base}{API_PATH}"
+            f" (db: {db_path})",
+            flush=True,
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -105,6 +119,7 @@ class ReceiverThread:
 
         with ReceiverThread(db_path) as receiver:
             connect(f"{receiver.ws_url}/{task_id}")
+            requests.post(f"{receiver.api_url}/tasks/{task_id}/logs", json=record)
     """
 
     def __init__(
@@ -112,10 +127,11 @@ class ReceiverThread:
         db_path: str,
         token: str | None = None,
         capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
+        middlewares: Sequence[Middleware] = (),
     ) -> None:
         self.db_path = db_path
         self.port = 0
-        self._app = build_app(db_path, token, capabilities)
+        self._app = build_app(db_path, token, capabilities, middlewares)
         self.store = self._app[STORE]
         self._started = threading.Event()
         self._failure: BaseException | None = None
@@ -126,6 +142,10 @@ class ReceiverThread:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{WS_PATH}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PATH}"
 
     def __enter__(self) -> ReceiverThread:
         self._thread.start()

@@ -16,6 +16,10 @@ costs about as much as storing ten records: they are stored once the client
 goes quiet (every frame already read has been handled), before any reply, or
 when `HOLD` records have gathered. A batch is still stored whole or not at
 all, and acked only after its transaction has committed.
+
+The checks at the bottom (records, JSON text, credentials) are shared with the
+REST endpoints (rest_ingest.py), so both ways in accept the same records and
+the same tokens.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from keruta_actors.records import LEVELS, SOURCES
 
@@ -99,7 +103,7 @@ class IngestSession:
         """The handshake is done; `credentials` are the tokens its headers
         carried (bearer token, API key)."""
         given = list(credentials)
-        if self._token is None or any(self._token_matches(c) for c in given):
+        if self._token is None or any(token_matches(c, self._token) for c in given):
             return self._authenticate()
         if given:
             return self._reject("authentication failed")
@@ -147,7 +151,7 @@ class IngestSession:
 
     def _frame_auth(self, frame: dict[str, Any]) -> list[Action]:
         token = frame.get("token")
-        if self._token is None or (type(token) is str and self._token_matches(token)):
+        if self._token is None or (type(token) is str and token_matches(token, self._token)):
             return [] if self.authenticated else self._authenticate()
         return self._flush() + self._reject("authentication failed")
 
@@ -204,14 +208,8 @@ class IngestSession:
     def _announced(self, capability: str) -> bool:
         return self._capabilities is not None and capability in self._capabilities
 
-    def _token_matches(self, given: str) -> bool:
-        # surrogatepass: a hostile token may hold lone surrogates.
-        return hmac.compare_digest(
-            given.encode("utf-8", "surrogatepass"), self._token.encode("utf-8", "surrogatepass")
-        )
 
-
-# --- validation ----------------------------------------------------------------
+# --- checks shared with REST ingest -------------------------------------------
 
 _TYPED_FIELDS = (("id", str), ("timestamp", str), ("message", str), ("metadata", dict))
 _TYPE_NAMES = {str: "a string", dict: "an object"}
@@ -221,23 +219,31 @@ def _decode(data: str | bytes) -> tuple[dict[str, Any] | None, str]:
     """The frame as a JSON object, or None and why not."""
     if not isinstance(data, str):
         return None, "frames must be JSON text, not binary"
-    try:
-        frame = json.loads(data)
-    except (ValueError, RecursionError):
-        return None, "frame is not valid JSON"
+    frame, problem = parse_json(data, "frame")
+    if problem:
+        return None, problem
     if type(frame) is not dict:
         return None, "frame must be a JSON object"
-    if ("\\ud" in data or "\\uD" in data) and _has_lone_surrogate(frame):
-        return None, "frame holds a lone UTF-16 surrogate"
     return frame, ""
 
 
-def _has_lone_surrogate(frame: dict[str, Any]) -> bool:
+def parse_json(text: str, what: str) -> tuple[Any, str]:
+    """`text` as a JSON value, or None and why not (naming it `what`)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, f"{what} is not valid JSON"
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
+        return None, f"{what} holds a lone UTF-16 surrogate"
+    return value, ""
+
+
+def _has_lone_surrogate(value: Any) -> bool:
     """JSON escapes can spell strings that are not Unicode text, which SQLite
-    cannot store. Only frames with escaped surrogates get here: most of them
+    cannot store. Only texts with escaped surrogates get here: most of them
     hold pairs (an emoji from an ASCII-only encoder), which are fine."""
     try:
-        json.dumps(frame, ensure_ascii=False).encode("utf-8")
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False
@@ -258,18 +264,41 @@ def record_problem(record: Any, task_id: str) -> str:
     if record.get("level") not in LEVELS:
         return f"'level' must be one of {', '.join(LEVELS)}"
     if record.get("taskId") != task_id:
-        return "'taskId' does not match the connection's task"
+        return "'taskId' does not match the task in the URL"
+    return ""
+
+
+def records_problem(records: list[Any], task_id: str, where: str) -> str:
+    """Why one of `records` is not a LogMessage for `task_id`, naming it as
+    `where[index]`, or "" if all are."""
+    for index, record in enumerate(records):
+        problem = record_problem(record, task_id)
+        if problem:
+            return f"{where}[{index}]: {problem}"
     return ""
 
 
 def batch_problem(frame: dict[str, Any], task_id: str) -> str:
     if frame.get("taskId") != task_id:
-        return "'taskId' does not match the connection's task"
+        return "'taskId' does not match the task in the URL"
     records = frame.get("logs")
     if type(records) is not list:
         return "'logs' must be an array"
-    for index, record in enumerate(records):
-        problem = record_problem(record, task_id)
-        if problem:
-            return f"logs[{index}]: {problem}"
-    return ""
+    return records_problem(records, task_id, "logs")
+
+
+def credentials(headers: Mapping[str, str]) -> list[str]:
+    """The tokens a request's headers carry: a bearer token and/or an API key."""
+    found = []
+    scheme, _, value = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        found.append(value.strip())
+    if headers.get("X-API-Key"):
+        found.append(headers["X-API-Key"])
+    return found
+
+
+def token_matches(given: str, token: str) -> bool:
+    """In constant time, so the answer's timing tells nothing of the token."""
+    # surrogatepass: a hostile token may hold lone surrogates.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass"))

@@ -49,6 +49,10 @@ _COLUMNS = 9
 # within the 999 parameters older SQLite builds allow.
 _ROWS_PER_STATEMENT = 100
 
+# What `insert` raises for rows SQLite cannot take or a database that has gone
+# wrong; the caller answers the client and keeps serving.
+INSERT_ERRORS = (sqlite3.Error, ValueError, OverflowError)
+
 _SELECT = (
     "SELECT id, task_id, timestamp, source, level, message, line_number, metadata"
     " FROM logs WHERE task_id = ? ORDER BY source, line_number"

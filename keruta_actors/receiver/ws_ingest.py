@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from multidict import CIMultiDictProxy
 
 from keruta_actors.receiver.protocol import (
     DEFAULT_CAPABILITIES,
@@ -28,8 +26,9 @@ from keruta_actors.receiver.protocol import (
     Pong,
     Send,
     Store,
+    credentials,
 )
-from keruta_actors.receiver.store import LogStore
+from keruta_actors.receiver.store import INSERT_ERRORS, LogStore
 
 MAX_FRAME = 16 * 1024 * 1024
 AUTH_TIMEOUT = 10.0  # seconds a client may take to send its auth frame
@@ -58,7 +57,7 @@ class IngestEndpoint:
         session = IngestSession(request.match_info["taskId"], self._token, self._capabilities)
         self._sockets.add(ws)
         try:
-            await _Connection(ws, self._store, session).run(_credentials(request.headers))
+            await _Connection(ws, self._store, session).run(credentials(request.headers))
         finally:
             self._sockets.discard(ws)
         return ws
@@ -150,7 +149,7 @@ class _Connection:
     def _stored(self, records: list[dict[str, Any]]) -> bool:
         try:
             self._store.insert(records)
-        except (sqlite3.Error, ValueError, OverflowError):
+        except INSERT_ERRORS:
             log.exception("storing %d records failed", len(records))
             return False
         return True
@@ -158,14 +157,3 @@ class _Connection:
 
 def _ack(batch_id: Any) -> dict[str, Any]:
     return {"type": "ack", "batchId": batch_id}
-
-
-def _credentials(headers: CIMultiDictProxy[str]) -> list[str]:
-    """The tokens the handshake carried: a bearer token and/or an API key."""
-    found = []
-    scheme, _, value = headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        found.append(value.strip())
-    if headers.get("X-API-Key"):
-        found.append(headers["X-API-Key"])
-    return found

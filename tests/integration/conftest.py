@@ -47,8 +47,10 @@ class AgentRun:
 
 
 @pytest.fixture
-def receiver(tmp_path):
-    with ReceiverThread(str(tmp_path / "receiver.db")) as running:
+def receiver(tmp_path, scripted_api):
+    """The reference receiver, behind `scripted_api` (which answers as the
+    real endpoints do until a test scripts it otherwise)."""
+    with ReceiverThread(str(tmp_path / "receiver.db"), middlewares=[scripted_api.middleware]) as running:
         yield running
 
 
@@ -60,6 +62,7 @@ def agent(receiver, tmp_path):
     } | {
         MARKER: marker,
         "KERUTA_WEBSOCKET_URL": receiver.ws_url,
+        "KERUTA_API_URL": receiver.api_url,
         "KERUTA_LOGGING__FORMAT": "text",
         "KERUTA_LOGGING__OUTPUT": "stderr",
         "TMPDIR": str(tmp_path),

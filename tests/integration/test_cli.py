@@ -31,8 +31,9 @@ def test_missing_task_id(agent):
 
 def test_task_id_from_the_environment(agent, receiver):
     agent.env["KERUTA_TASK_ID"] = "tenv"
-    assert agent.run("start", "--", "echo", "hi").returncode == 0
-    assert [r["message"] for r in receiver.store.fetch("tenv")] == ["hi"]
+    finished = agent.run("start", "--", "echo", "hi")
+    assert finished.returncode == 0
+    assert [r["message"] for r in receiver.store.fetch("tenv")] == ["hi"], finished.stderr.decode()
 
 
 def test_command_not_found(agent):

@@ -1,20 +1,25 @@
-"""The reference receiver on 127.0.0.1, driven by a real WebSocket client."""
+"""The reference receiver on 127.0.0.1: its WebSocket ingest, driven by a real
+WebSocket client, and its REST ingest, driven by `requests`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import socket
 import sqlite3
 import struct
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 
 import pytest
+import requests
 import websocket
+from aiohttp import web
 
 from keruta_actors.receiver import (
     ReceiverError,
@@ -25,6 +30,7 @@ from keruta_actors.receiver import (
 
 TOKEN = "s3cret-token"
 HELLO = {"type": "hello", "capabilities": ["batch", "ack"]}
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def log(task_id: str, line: int, **fields) -> dict:
@@ -40,6 +46,24 @@ def log(task_id: str, line: int, **fields) -> dict:
         "metadata": {"processId": 7, "command": "job.sh"},
     }
     return record | fields
+
+
+def stored_form(record: dict) -> dict:
+    """A LogMessage as the store gives it back: without its "type"."""
+    return {key: value for key, value in record.items() if key != "type"}
+
+
+def post(receiver: ReceiverThread, task_id: str, body, batch: bool = False, **kwargs) -> requests.Response:
+    url = f"{receiver.api_url}/tasks/{task_id}/logs" + ("/batch" if batch else "")
+    if isinstance(body, (str, bytes)):
+        return requests.post(url, data=body, timeout=5, **kwargs)
+    return requests.post(url, json=body, timeout=5, **kwargs)
+
+
+def assert_rest_refused(response: requests.Response, status: int, code: str) -> str:
+    """The refusal's message, once its status and code are as expected."""
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    return response.json()["message"]
 
 
 def batch(task_id: str, batch_id, lines) -> str:
@@ -215,7 +239,7 @@ def test_single_log_frames_are_stored_before_a_later_ping_is_answered(open_recei
     ws.sock.sendall(b"".join(frame.format() for frame in frames))
     assert next_control(ws, websocket.ABNF.OPCODE_PONG) == b"sync"
     stored = open_receiver.store.fetch(task_id)
-    assert stored == [{k: v for k, v in r.items() if k != "type"} for r in sent]
+    assert stored == [stored_form(r) for r in sent]
 
 
 def test_duplicates_are_dropped_by_id(open_receiver, task_id, connect):
@@ -370,8 +394,12 @@ def test_run_receiver_announces_itself_and_stops_on_a_signal(tmp_path, signum):
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as child:
         try:
             line = child.stdout.readline()
-            assert line.startswith("receiver listening on ws://127.0.0.1:")
-            assert line.endswith(f"/ws/tasks/{{taskId}} (db: {db})\n")
+            port = line.removeprefix("receiver listening on ws://127.0.0.1:").partition("/")[0]
+            assert port.isdigit(), line
+            assert line == (
+                f"receiver listening on ws://127.0.0.1:{port}/ws/tasks/{{taskId}}"
+                f" and http://127.0.0.1:{port}/api/v1 (db: {db})\n"
+            )
             child.send_signal(signum)
             assert child.wait(timeout=5) == 0
         finally:
@@ -389,3 +417,218 @@ def test_run_receiver_reports_a_database_it_cannot_open(tmp_path):
     db = str(tmp_path / "missing-dir" / "logs.db")
     with pytest.raises(ReceiverError, match="cannot open database"):
         run_receiver(port=0, db_path=db)
+
+
+# --- REST ingest: storing ------------------------------------------------------------------
+
+
+def test_one_record_is_stored(open_receiver, task_id):
+    record = log(task_id, 1, message="naïve ✓ text")
+    response = post(open_receiver, task_id, record)
+    assert (response.status_code, response.json()) == (201, {"stored": 1, "duplicates": 0})
+    assert open_receiver.store.fetch(task_id) == [stored_form(record)]
+
+
+def test_a_batch_is_stored(open_receiver, task_id):
+    records = [log(task_id, n, level=("DEBUG", "INFO", "WARN", "ERROR")[n % 4]) for n in range(1, 251)]
+    response = post(open_receiver, task_id, records, batch=True)
+    assert (response.status_code, response.json()) == (201, {"stored": 250, "duplicates": 0})
+    assert open_receiver.store.fetch(task_id) == [stored_form(r) for r in records]
+
+
+def test_an_empty_batch_stores_nothing(open_receiver, task_id):
+    response = post(open_receiver, task_id, [], batch=True)
+    assert (response.status_code, response.json()) == (201, {"stored": 0, "duplicates": 0})
+
+
+def test_what_a_log_request_leaves_out_is_filled_in(open_receiver, task_id):
+    bare = {"source": "stderr", "level": "WARN", "message": "m", "lineNumber": 0}
+    before = time.time()
+    assert post(open_receiver, task_id, bare).status_code == 201
+    assert post(open_receiver, task_id, [bare, bare], batch=True).json() == {"stored": 2, "duplicates": 0}
+    stored = open_receiver.store.fetch(task_id)
+    assert len(stored) == 3
+    assert len({r["id"] for r in stored}) == 3  # minted ids never collide
+    for record in stored:
+        assert re.fullmatch(r"[0-9a-f]{32}", record["id"])
+        assert RFC3339.fullmatch(record["timestamp"])
+        assert record["timestamp"] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(before)))
+        assert (record["taskId"], record["metadata"]) == (task_id, {})
+
+
+def test_rest_duplicates_are_dropped_by_id(open_receiver, task_id):
+    first = post(open_receiver, task_id, [log(task_id, 1), log(task_id, 2), log(task_id, 2)], batch=True)
+    assert first.json() == {"stored": 2, "duplicates": 1}
+    again = post(open_receiver, task_id, log(task_id, 1, message="a retry says the same"))
+    assert (again.status_code, again.json()) == (201, {"stored": 0, "duplicates": 1})
+    assert [r["message"] for r in open_receiver.store.fetch(task_id)] == ["line 1", "line 2"]
+
+
+def test_a_record_is_stored_once_whether_it_came_by_rest_or_websocket(open_receiver, task_id):
+    assert post(open_receiver, task_id, log(task_id, 1)).json()["stored"] == 1
+    ws = websocket.create_connection(f"{open_receiver.ws_url}/{task_id}", timeout=5)
+    try:
+        assert json.loads(ws.recv())["type"] == "hello"
+        for line in (1, 2):  # 1 again, as after a switch back to the WebSocket
+            ws.send(json.dumps(log(task_id, line)))
+        ws.ping(b"sync")  # its pong vouches for the frames before it
+        while ws.recv_data_frame(control_frame=True)[0] != websocket.ABNF.OPCODE_PONG:
+            pass
+    finally:
+        ws.close()
+    assert open_receiver.store.count(task_id) == 2
+    assert post(open_receiver, task_id, [log(task_id, 2)], batch=True).json() == {"stored": 0, "duplicates": 1}
+
+
+# --- REST ingest: refusals -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"message": None},
+        {"level": "TRACE"},
+        {"source": "stdin"},
+        {"lineNumber": "3"},
+        {"lineNumber": True},
+        {"lineNumber": -1},
+        {"lineNumber": 2**64},
+        {"metadata": []},
+        {"id": 17},
+        {"timestamp": None},
+    ],
+)
+def test_invalid_rest_records_are_refused_alone_or_in_a_batch(open_receiver, task_id, change):
+    [(field, _)] = change.items()
+    alone = assert_rest_refused(post(open_receiver, task_id, log(task_id, 1) | change), 400, "INVALID_LOG_FORMAT")
+    assert repr(field) in alone
+    batch = [log(task_id, 2), log(task_id, 3), log(task_id, 4) | change]
+    in_batch = assert_rest_refused(post(open_receiver, task_id, batch, batch=True), 400, "INVALID_LOG_FORMAT")
+    assert in_batch.startswith("body[2]: ") and repr(field) in in_batch
+    assert open_receiver.store.count(task_id) == 0  # not even the good records of the batch
+
+
+def test_a_task_id_other_than_the_urls_is_refused(open_receiver, task_id):
+    other = log(task_id, 1, taskId="someone-else")
+    message = assert_rest_refused(post(open_receiver, task_id, other), 400, "INVALID_LOG_FORMAT")
+    assert "'taskId'" in message
+    assert_rest_refused(post(open_receiver, task_id, [other], batch=True), 400, "INVALID_LOG_FORMAT")
+    assert open_receiver.store.count(task_id) == open_receiver.store.count("someone-else") == 0
+
+
+@pytest.mark.parametrize(
+    "body, batch, problem",
+    [
+        ("not json", False, "body is not valid JSON"),
+        ("[" * 100_000, True, "body is not valid JSON"),
+        (b'[{"message": "\xff"}]', True, "body is not UTF-8 text"),
+        ('[{"message": "\\udc80"}]', True, "body holds a lone UTF-16 surrogate"),
+        ("[]", False, "a log record must be a JSON object"),
+        ("{}", True, "body must be a JSON array"),
+        ("[1]", True, "body[0]: a log record must be a JSON object"),
+    ],
+)
+def test_bodies_that_are_not_log_requests_are_refused(open_receiver, task_id, body, batch, problem):
+    message = assert_rest_refused(post(open_receiver, task_id, body, batch=batch), 400, "INVALID_LOG_FORMAT")
+    assert message == problem
+
+
+def test_bodies_over_16_mib_are_refused(open_receiver, task_id):
+    response = post(open_receiver, task_id, b" " * (16 * 1024 * 1024 + 1), batch=True)
+    assert_rest_refused(response, 413, "INVALID_LOG_FORMAT")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/tasks/{t}/log", "/api/v1/tasks/{t}/logs/bulk", "/api/v1/tasks//logs", "/api/v2/tasks/{t}/logs"],
+)
+def test_unknown_paths_are_not_found(open_receiver, task_id, path):
+    url = f"http://127.0.0.1:{open_receiver.port}{path.format(t=task_id)}"
+    assert requests.post(url, json=log(task_id, 1), timeout=5).status_code == 404
+    assert open_receiver.store.count(task_id) == 0
+
+
+def test_a_failed_store_is_a_database_error(tmp_path, task_id):
+    with ReceiverThread(str(tmp_path / "logs.db")) as receiver:
+        with contextlib.closing(sqlite3.connect(receiver.db_path)) as db:
+            db.execute("DROP TABLE logs")
+        assert_rest_refused(post(receiver, task_id, [log(task_id, 1)], batch=True), 500, "DATABASE_ERROR")
+        assert requests.get(f"http://127.0.0.1:{receiver.port}/health", timeout=5).json() == {"status": "UP"}
+
+
+# --- REST ingest: authentication -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers, why",
+    [
+        ({}, "authentication required"),
+        ({"Authorization": "Bearer wrong"}, "authentication failed"),
+        ({"X-API-Key": "wrong"}, "authentication failed"),
+        ({"Authorization": f"Basic {TOKEN}"}, "authentication required"),
+        ({"Authorization": "Bearer wrong", "X-API-Key": "wrong too"}, "authentication failed"),
+    ],
+)
+def test_requests_without_the_token_are_unauthorized(guarded, task_id, headers, why):
+    for batch in (False, True):
+        response = post(guarded, task_id, [log(task_id, 1)] if batch else log(task_id, 1), batch, headers=headers)
+        assert assert_rest_refused(response, 401, "UNAUTHORIZED") == why
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert guarded.store.count(task_id) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer {TOKEN}"},
+        {"Authorization": f"bearer  {TOKEN} "},
+        {"X-API-Key": TOKEN},
+        {"Authorization": "Bearer wrong", "X-API-Key": TOKEN},
+    ],
+)
+def test_requests_with_the_token_are_stored(guarded, task_id, headers):
+    assert post(guarded, task_id, log(task_id, 1), headers=headers).status_code == 201
+    assert post(guarded, task_id, [log(task_id, 2)], batch=True, headers=headers).status_code == 201
+    assert guarded.store.count(task_id) == 2
+
+
+def test_without_a_token_any_client_is_served(open_receiver, task_id):
+    response = post(open_receiver, task_id, log(task_id, 1), headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 201
+
+
+# --- middlewares ------------------------------------------------------------------
+
+
+def test_middlewares_can_change_answers_and_watch_requests(tmp_path, task_id):
+    seen = []
+
+    @web.middleware
+    async def no_batches(request, handler):
+        if request.path.endswith("/batch"):
+            raise web.HTTPNotFound()  # as an older server without the batch endpoint
+        return await handler(request)
+
+    @web.middleware
+    async def no_websocket(request, handler):
+        if request.path.startswith("/ws/"):
+            raise web.HTTPServiceUnavailable()
+        return await handler(request)
+
+    @web.middleware
+    async def timed(request, handler):
+        seen.append((request.path, time.monotonic()))
+        return await handler(request)
+
+    db = str(tmp_path / "logs.db")
+    with ReceiverThread(db, middlewares=[timed, no_batches, no_websocket]) as receiver:
+        assert post(receiver, task_id, [log(task_id, 1)], batch=True).status_code == 404
+        assert post(receiver, task_id, log(task_id, 2)).status_code == 201
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(f"{receiver.ws_url}/{task_id}", timeout=5)
+        assert refused.value.status_code == 503
+        assert [r["lineNumber"] for r in receiver.store.fetch(task_id)] == [2]
+    paths = [path for path, _ in seen]
+    api = f"/api/v1/tasks/{task_id}/logs"
+    assert paths == [api + "/batch", api, f"/ws/tasks/{task_id}"]
+    assert [t for _, t in seen] == sorted(t for _, t in seen)

@@ -52,5 +52,5 @@ def test_a_killed_connection_actor_is_restarted_and_nothing_is_lost(agent, recei
     assert stored_at_kill < 20000, "the kill came too late to test anything"
     numbers = [r["lineNumber"] for r in receiver.store.fetch("tkill")]
     assert numbers == list(range(1, 20001))
-    replacement = "the connection actor exited unexpectedly"
+    replacement = "the websocket connection actor exited unexpectedly"
     assert replacement in (tmp_path / "agent.err").read_text()

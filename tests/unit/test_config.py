@@ -419,6 +419,8 @@ def test_clear_text_credentials_to_a_remote_host_are_warned_about():
     assert validate_only((), tls, {"KERUTA_AUTH_TOKEN": "t" * 40}) == []
     forced = dict(remote, **{"websocket.security.enableSSL": True, "api.url": "http://[::1]:8080/api"})
     assert validate_only((), forced, {"KERUTA_API_KEY": "k", "KERUTA_AUTH_TYPE": "api-key"}) == []
+    # enableSSL upgrades http:// to https:// too (endpoints.rest_endpoint)
+    assert validate_only((), dict(remote, **{"websocket.security.enableSSL": True}), {"KERUTA_AUTH_TOKEN": "t"}) == []
     assert validate_only((), None, {"KERUTA_AUTH_TOKEN": "t"}) == []  # localhost defaults
 
 

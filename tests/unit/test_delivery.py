@@ -76,3 +76,14 @@ def test_progress_is_the_highest_confirmed_line_of_each_stream():
     assert ledger.progress == {"a": 3}
     ledger.acked((third, second), now=0)
     assert ledger.progress == {"a": 5, "b": 2}
+
+
+def test_records_the_server_refused_are_done_with_but_not_delivered():
+    ledger = DeliveryLedger(max_in_flight=4)
+    ledger.open([records(3), records(2, first=3)])
+    confirmed = ledger.acked((1, 2), now=100.0, rejected={1: 1, 2: 2})
+    assert (confirmed.records, confirmed.rejected) == (2, 3)
+    assert ledger.delivered == 2 and ledger.in_flight == 0
+    # a late, repeated acknowledgement (a retired REST connection's) refuses nothing more
+    assert ledger.acked((1,), now=100.0, rejected={1: 1}).rejected == 0
+    assert ledger.delivered == 2

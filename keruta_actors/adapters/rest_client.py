@@ -1,0 +1,99 @@
+"""The keruta API's REST log endpoints, over `requests` (SPEC §5).
+
+    POST {api.url}/tasks/{taskId}/logs        one LogRequest
+    POST {api.url}/tasks/{taskId}/logs/batch  a JSON array of them
+
+Bodies arrive here already encoded (the LogMessage JSON the WebSocket sends
+too: a superset of LogRequest whose `id` lets the server drop duplicates).
+Every answer, and every failure to get one, comes back as an `Outcome` for
+`policy.rest_delivery` to judge; nothing here raises for a failed request.
+"""
+
+from __future__ import annotations
+
+import json
+
+import requests
+import urllib3
+
+from keruta_actors.endpoints import Credentials, clear_text_refusal
+from keruta_actors.errors import LinkError, classify
+from keruta_actors.policy.rest_delivery import Outcome
+
+# Enough of an answer to find an error's code. A longer one is cut off (and
+# its connection not reused): a hostile server may send more.
+MAX_BODY = 64 * 1024
+
+
+class RestClient:
+    def __init__(
+        self,
+        url: str,
+        credentials: Credentials | None,
+        timeout: float,
+        verify_cert: bool = True,
+        ca_file: str = "",
+    ) -> None:
+        refusal = clear_text_refusal(url, credentials is not None)
+        if refusal:
+            raise LinkError(refusal, fatal=True)
+        self.url = url  # {api.url}/tasks/{taskId}/logs
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["Content-Type"] = "application/json; charset=utf-8"
+        if credentials is not None and credentials.kind == "api-key":
+            self._session.headers["X-API-Key"] = credentials.secret
+        elif credentials is not None:
+            self._session.headers["Authorization"] = f"Bearer {credentials.secret}"
+        self._session.verify = (ca_file or True) if verify_cert else False
+
+    def post_batch(self, records: list[str]) -> Outcome:
+        return self._post(self.url + "/batch", "[" + ",".join(records) + "]")
+
+    def post_one(self, record: str) -> Outcome:
+        return self._post(self.url, record)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _post(self, url: str, body: str) -> Outcome:
+        try:
+            # Streamed, so that a hostile server cannot make us hold a huge body.
+            # Redirects are not followed: a 301 or 302 would turn the POST
+            # into a GET, and another host would get our X-API-Key.
+            with self._session.post(
+                url, data=body.encode("utf-8"), timeout=self.timeout, stream=True, allow_redirects=False
+            ) as response:
+                answer = response.raw.read(MAX_BODY, decode_content=True)
+                code = error_code(answer) if response.status_code >= 400 else ""
+                return Outcome(
+                    response.status_code,
+                    retry_after=response.headers.get("Retry-After"),
+                    code=code,
+                    location=response.headers.get("Location", "")[:200],
+                )
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            return Outcome(None, f"no answer from {url} within {self.timeout:g}s")
+        # The body is read through urllib3, whose errors requests does not wrap.
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            fatal, reason = classify(_root_cause(error))
+            return Outcome(None, f"cannot reach {url}: {reason}", fatal=fatal)
+
+
+def error_code(body: bytes) -> str:
+    """The `code` of an error body such as {"code":"TASK_NOT_FOUND",...}, or ""."""
+    try:
+        code = json.loads(body).get("code")
+    except (ValueError, AttributeError):
+        return ""
+    return code[:64] if isinstance(code, str) else ""
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The socket-level error under requests' and urllib3's wrappers, which
+    `classify` knows (refused, unresolvable, certificate rejected)."""
+    while True:
+        inner = error.__cause__ or getattr(error, "reason", None) or error.__context__
+        if not isinstance(inner, BaseException):
+            return error
+        error = inner
