@@ -127,3 +127,14 @@ def wait_until(condition, problem, timeout=30.0):
     while not condition():
         assert time.monotonic() < deadline, problem
         time.sleep(0.05)
+
+
+def test_zero_reconnect_attempts_hand_over_to_rest_at_the_first_failure(falling_back, receiver, scripted_api):
+    scripted_api.websocket = False
+    falling_back.env["KERUTA_WEBSOCKET_MAX_RECONNECT_ATTEMPTS"] = "0"
+    done = falling_back.run("start", "--task-id", "rest0", "--", sys.executable, "-c",
+                            "for i in range(100): print('line', i)")
+    err = done.stderr.decode()
+    assert done.returncode == 0, err[-2000:]
+    assert stdout_lines(receiver, "rest0") == list(range(1, 101))
+    assert "(1 failures in a row); switching to the REST API" in err
