@@ -12,6 +12,9 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+# The TLS counterpart of each clear-text scheme.
+_SECURE = {"ws": "wss", "http": "https"}
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -40,22 +43,26 @@ def is_loopback(host: str | None) -> bool:
 
 def websocket_endpoint(url: str, task_id: str, force_tls: bool) -> str:
     """`{websocket.url}/{taskId}`, upgraded to wss:// when TLS is forced."""
-    if force_tls and url.startswith("ws://"):
-        url = "wss://" + url[len("ws://") :]
-    return f"{url.rstrip('/')}/{quote(task_id, safe='')}"
+    return f"{_tls_forced(url, force_tls).rstrip('/')}/{quote(task_id, safe='')}"
 
 
 def rest_endpoint(url: str, task_id: str, force_tls: bool) -> str:
     """`{api.url}/tasks/{taskId}/logs`, upgraded to https:// when TLS is forced."""
-    if force_tls and url.startswith("http://"):
-        url = "https://" + url[len("http://") :]
-    return f"{url.rstrip('/')}/tasks/{quote(task_id, safe='')}/logs"
+    return f"{_tls_forced(url, force_tls).rstrip('/')}/tasks/{quote(task_id, safe='')}/logs"
+
+
+def _tls_forced(url: str, force_tls: bool) -> str:
+    """`url` with ws:// or http:// made wss:// or https:// when TLS is forced."""
+    scheme, sep, rest = url.partition("://")
+    if force_tls and scheme in _SECURE:
+        return f"{_SECURE[scheme]}{sep}{rest}"
+    return url
 
 
 def clear_text_refusal(url: str, has_credentials: bool) -> str | None:
     """Why credentials must not be sent to `url`, or None if they may."""
     parts = urlsplit(url)
-    if has_credentials and parts.scheme in ("ws", "http") and not is_loopback(parts.hostname):
-        secure = {"ws": "wss", "http": "https"}[parts.scheme]
+    if has_credentials and parts.scheme in _SECURE and not is_loopback(parts.hostname):
+        secure = _SECURE[parts.scheme]
         return f"refusing to send credentials in clear text to {parts.hostname} (use {secure}://)"
     return None

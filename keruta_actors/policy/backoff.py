@@ -14,6 +14,7 @@ almost at once, which "full jitter" ([0, envelope]) would allow.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
@@ -33,6 +34,15 @@ def backoff_delays(
     if initial <= 0 or factor < 1 or cap <= 0:
         raise ValueError(f"need initial > 0, factor >= 1, cap > 0; got {initial}, {factor}, {cap}")
     return _jittered(initial, rng, factor, cap)
+
+
+def retry_delays(interval: float, rng: Uniform, cap: float = 60.0) -> Iterator[float]:
+    """Backoff delays for a configured retry interval. An interval of 0 is
+    the user asking for no wait, so every delay is 0; a cap below the
+    interval would shorten the very first wait, so the cap is at least it."""
+    if interval <= 0:
+        return itertools.repeat(0.0)
+    return backoff_delays(interval, rng, cap=max(cap, interval))
 
 
 def _jittered(initial: float, rng: Uniform, factor: float, cap: float) -> Iterator[float]:

@@ -27,12 +27,11 @@ requests at once, refilled at `requestsPerMinute`.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Iterator
 
-from keruta_actors.policy.backoff import Uniform, backoff_delays
+from keruta_actors.policy.backoff import Uniform, retry_delays
 from keruta_actors.policy.rate_limit import TokenBucket
 
 
@@ -104,7 +103,7 @@ class RestPolicy:
         self.retry_count = retry_count
         self._retry_interval = retry_interval
         self._rng = rng
-        self._cap = max(cap, retry_interval)
+        self._cap = cap
         self._bucket = TokenBucket(requests_per_minute / 60.0, burst_size, now)
         self._not_before = now  # set by a Wait
         self.failures = 0  # in a row, for the request being retried
@@ -162,9 +161,7 @@ class RestPolicy:
         return Wait(self._not_before, why)
 
     def _fresh_delays(self) -> Iterator[float]:
-        if self._retry_interval <= 0:
-            return itertools.repeat(0.0)  # the user asked for no wait
-        return backoff_delays(self._retry_interval, self._rng, cap=self._cap)
+        return retry_delays(self._retry_interval, self._rng, self._cap)
 
 
 def retry_after_seconds(value: str | None, wall_now: float) -> float | None:

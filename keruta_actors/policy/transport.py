@@ -18,7 +18,6 @@ needs.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -26,7 +25,7 @@ from keruta_actors.policy.backoff import (
     GiveUp,
     ReconnectPolicy,
     Uniform,
-    backoff_delays,
+    retry_delays,
 )
 
 WEBSOCKET = "websocket"
@@ -132,6 +131,4 @@ class TransportPlan:
         return [Start(kind)]
 
     def _fresh_rest_delays(self) -> Iterator[float]:
-        if self._rest_interval <= 0:
-            return itertools.repeat(0.0)  # the user asked for no wait
-        return backoff_delays(self._rest_interval, self._rng, cap=max(self._cap, self._rest_interval))
+        return retry_delays(self._rest_interval, self._rng, self._cap)

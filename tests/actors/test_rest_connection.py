@@ -31,19 +31,25 @@ def connect(system, probe, plan, make_settings, api):
 
 
 @pytest.fixture
-def wait_for(system, seen):
-    """Wait (letting timers fire) until `probe` has been sent a `kind`."""
+def wait_until(system):
+    """Wait, letting timers fire, until `condition()` returns something true; returns it."""
 
-    def wait(probe, kind, timeout=10.0):
+    def wait(condition, timeout=10.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = seen(probe, kind)
+            found = condition()
             if found:
                 return found
             system.listen(0.02)
-        raise AssertionError(f"no {kind.__name__} within {timeout}s")
+        raise AssertionError(f"still not so after {timeout}s")
 
     return wait
+
+
+@pytest.fixture
+def wait_for(seen, wait_until):
+    """Wait until `probe` has been sent a `kind`; returns what it was sent."""
+    return lambda probe, kind, timeout=10.0: wait_until(lambda: seen(probe, kind), timeout)
 
 
 def acked_ids(seen, batcher):
@@ -66,13 +72,11 @@ def test_batches_are_posted_in_order_and_acknowledged(system, connect, seen, wai
     assert [path for _, path in scripted_api.posts()] == ["/api/v1/tasks/task/logs/batch"]
 
 
-def test_without_a_batch_endpoint_records_go_one_per_request(system, connect, seen, wait_for, api, lines, scripted_api):
+def test_without_a_batch_endpoint_records_go_one_per_request(system, connect, seen, wait_until, api, lines, scripted_api):
     scripted_api.batch_endpoint = False
     connection, _, batcher = connect()
     system.tell(connection, Batches(1, ((1, lines(1, 3)), (2, lines(4, 2)))))
-    while acked_ids(seen, batcher) != [1, 2]:
-        wait_for(batcher, BatchesAcked)
-        system.listen(0.02)
+    wait_until(lambda: acked_ids(seen, batcher) == [1, 2])
     assert stored_lines(api) == [1, 2, 3, 4, 5]
     paths = [path for _, path in scripted_api.posts()]
     assert paths == ["/api/v1/tasks/task/logs/batch"] + ["/api/v1/tasks/task/logs"] * 5
@@ -120,14 +124,12 @@ def test_429_waits_as_long_as_retry_after_says(system, connect, seen, wait_for, 
     assert stored_lines(api) == [1, 2, 3, 4, 5] and time.monotonic() - started >= 0.95
 
 
-def test_records_the_server_refuses_are_counted_as_rejected(system, connect, seen, wait_for, api, lines, scripted_api):
+def test_records_the_server_refuses_are_counted_as_rejected(system, connect, seen, wait_until, api, lines, scripted_api):
     scripted_api.batch_endpoint = False
     scripted_api.refused_lines = {2, 7}
     connection, _, batcher = connect()
     system.tell(connection, Batches(1, ((1, lines(1, 4)), (2, lines(5, 4)))))
-    while acked_ids(seen, batcher) != [1, 2]:
-        wait_for(batcher, BatchesAcked)
-        system.listen(0.02)
+    wait_until(lambda: acked_ids(seen, batcher) == [1, 2])
     rejected = [pair for ack in seen(batcher, BatchesAcked) for pair in ack.rejected]
     assert rejected == [(1, 1), (2, 1)]
     assert stored_lines(api) == [1, 3, 4, 5, 6, 8]

@@ -31,6 +31,20 @@ from keruta_actors.receiver import (
 TOKEN = "s3cret-token"
 HELLO = {"type": "hello", "capabilities": ["batch", "ack"]}
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+# One field made invalid: both ways in refuse each (REST tests a foreign
+# taskId on its own, since its URL names the task).
+INVALID_FIELDS = [
+    {"message": None},
+    {"level": "TRACE"},
+    {"source": "stdin"},
+    {"lineNumber": "3"},
+    {"lineNumber": True},
+    {"lineNumber": -1},
+    {"lineNumber": 2**64},
+    {"metadata": []},
+    {"id": 17},
+    {"timestamp": None},
+]
 
 
 def log(task_id: str, line: int, **fields) -> dict:
@@ -275,20 +289,7 @@ def test_bad_frames_are_answered_and_the_connection_stays_open(open_receiver, ta
     assert recv_json(ws) == {"type": "ack", "batchId": 1}
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"message": None},
-        {"level": "TRACE"},
-        {"source": "stdin"},
-        {"lineNumber": "3"},
-        {"lineNumber": True},
-        {"lineNumber": 2**64},
-        {"metadata": []},
-        {"id": 17},
-        {"taskId": "someone-else"},
-    ],
-)
+@pytest.mark.parametrize("change", INVALID_FIELDS + [{"taskId": "someone-else"}])
 def test_invalid_records_are_refused_alone_or_in_a_batch(open_receiver, task_id, change, connect):
     ws = connect(open_receiver, task_id)
     recv_json(ws)
@@ -483,21 +484,7 @@ def test_a_record_is_stored_once_whether_it_came_by_rest_or_websocket(open_recei
 # --- REST ingest: refusals -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"message": None},
-        {"level": "TRACE"},
-        {"source": "stdin"},
-        {"lineNumber": "3"},
-        {"lineNumber": True},
-        {"lineNumber": -1},
-        {"lineNumber": 2**64},
-        {"metadata": []},
-        {"id": 17},
-        {"timestamp": None},
-    ],
-)
+@pytest.mark.parametrize("change", INVALID_FIELDS)
 def test_invalid_rest_records_are_refused_alone_or_in_a_batch(open_receiver, task_id, change):
     [(field, _)] = change.items()
     alone = assert_rest_refused(post(open_receiver, task_id, log(task_id, 1) | change), 400, "INVALID_LOG_FORMAT")

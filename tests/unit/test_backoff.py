@@ -10,6 +10,7 @@ from keruta_actors.policy.backoff import (
     ReconnectPolicy,
     RetryAt,
     backoff_delays,
+    retry_delays,
 )
 
 
@@ -133,3 +134,12 @@ def test_give_up_comes_exactly_at_the_limit_of_failures_in_a_row(max_attempts, o
         assert now < when <= now + 30.0
         assert policy.exhausted == (in_a_row >= max_attempts)
         now = when
+
+
+def test_retry_delays_for_a_zero_interval_never_wait():
+    assert first(5, retry_delays(0.0, Edge("high"))) == [0.0] * 5
+
+
+def test_retry_delays_never_cap_below_the_interval():
+    assert first(3, retry_delays(90.0, Edge("high"), cap=60.0)) == [90.0, 90.0, 90.0]
+    assert first(3, retry_delays(5.0, Edge("high"), cap=60.0)) == [5.0, 10.0, 20.0]
