@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     execute = commands.add_parser("execute", help="run a script and stream its output")
     add_run_options(execute)
-    execute.add_argument("--script", required=True, metavar="PATH")
+    execute.add_argument("--script", metavar="PATH",
+                         help="the script to run (default: the task's script, fetched from the keruta API)")
     execute.set_defaults(handler=cmd_execute)
 
     config = commands.add_parser("config", help="validate or show the effective configuration")
@@ -72,6 +74,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="the keruta task id (default: $KERUTA_TASK_ID)")
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
                         help="a YAML, JSON or TOML file; may be repeated")
+    parser.add_argument("--api-url", metavar="URL",
+                        help="the keruta API (api.url); a bare host gets /api/v1")
+    parser.add_argument("--work-dir", metavar="DIR", help="the command's working directory (default: this one)")
     parser.add_argument("--log-level", metavar="LEVEL", help="the agent's own log level")
     parser.add_argument("--verbose", action="store_true", help="the agent's own log at DEBUG")
     parser.add_argument("--disable-log-streaming", action="store_true",
@@ -88,15 +93,35 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
-    return run(args, (args.script,), script_path=args.script)
+    if args.script:
+        return run(args, (args.script,), script_path=args.script)
+    if not args.task_id:
+        return usage_error("--task-id is required (or set KERUTA_TASK_ID)")
+    from keruta_actors.adapters.task_script import ScriptError, fetch_task_script, write_script
+
+    settings = load_settings(args.config, overrides=run_overrides(args))
+    try:
+        script = fetch_task_script(settings, args.task_id)
+        path = write_script(script)
+        command = script.command(path)
+    except ScriptError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    try:
+        return run(args, command, script_path=script.filename, env=script.env)
+    finally:
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
-def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str) -> int:
+def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str,
+        env: tuple[tuple[str, str], ...] = ()) -> int:
     if not args.task_id:
         return usage_error("--task-id is required (or set KERUTA_TASK_ID)")
     problem = source_problem(args.source)
     if problem:
         return usage_error(problem)
+    if args.work_dir and not os.path.isdir(args.work_dir):
+        return usage_error(f"--work-dir {args.work_dir}: no such directory")
     settings = load_settings(args.config, overrides=run_overrides(args))
     streams = (2 if command else 0) + len(args.source)
     limit = settings.log_streaming.performance.max_concurrent_streams
@@ -108,7 +133,7 @@ def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str) ->
     if not settings.log_streaming.enabled:
         if not command:
             return usage_error("with log streaming disabled there is nothing to do without a command")
-        return run_without_streaming(command)
+        return run_without_streaming(command, args.work_dir, env)
     from keruta_actors.agent import run_agent  # Thespian is needed only from here on
 
     plan = RunPlan(
@@ -120,6 +145,8 @@ def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str) ->
         agent_version=__version__,
         sources=tuple(args.source),
         cli_pid=os.getpid(),
+        env=env,
+        work_dir=args.work_dir or "",
     )
     finished = run_agent(settings, plan)
     if finished.problem:
@@ -142,6 +169,8 @@ def source_problem(sources: list[str]) -> str:
 
 def run_overrides(args: argparse.Namespace) -> dict[str, object]:
     overrides: dict[str, object] = {}
+    if args.api_url:
+        overrides["api.url"] = args.api_url
     if args.log_level:
         overrides["logging.level"] = args.log_level
     if args.verbose:
@@ -151,9 +180,9 @@ def run_overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
-def run_without_streaming(command: tuple[str, ...]) -> int:
+def run_without_streaming(command: tuple[str, ...], work_dir: str | None, env: tuple[tuple[str, str], ...]) -> int:
     try:
-        code = subprocess.call(command)
+        code = subprocess.call(command, cwd=work_dir or None, env=os.environ | dict(env))
     except FileNotFoundError:
         print(f"{PROG}: command not found: {command[0]}", file=sys.stderr)
         return 127

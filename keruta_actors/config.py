@@ -33,7 +33,7 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import Field, dataclass, field, fields, is_dataclass
+from dataclasses import Field, dataclass, field, fields, is_dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import (
@@ -53,7 +53,7 @@ from dynaconf import Dynaconf
 from dynaconf.loaders import json_loader, toml_loader, yaml_loader
 from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
 
-from keruta_actors.endpoints import is_loopback
+from keruta_actors.endpoints import clear_text_refusal, tls_forced
 from keruta_actors.errors import KerutaError
 from keruta_actors.units import parse_cron, parse_duration, parse_size
 
@@ -226,6 +226,23 @@ def _url(*schemes: str, optional: bool = False) -> Callable:
     return check
 
 
+API_PATH = "/api/v1"
+
+
+def _api_url(value: Any) -> str:
+    """An http(s) URL; a bare host (as keruta's task pods set KERUTA_API_URL)
+    gets the API's path, `/api/v1`."""
+    url = _url("http", "https")(value)
+    return url + API_PATH if not urlsplit(url).path else url
+
+
+def derived_websocket_url(api_url: str) -> str:
+    """The log WebSocket on the API's host: ws:// beside http://, wss:// beside https://."""
+    parts = urlsplit(api_url)
+    scheme = "wss" if parts.scheme.lower() == "https" else "ws"
+    return f"{scheme}://{parts.netloc}/ws/tasks"
+
+
 def _host(value: Any) -> str:
     text = value.strip() if isinstance(value, str) else ""
     try:
@@ -349,7 +366,7 @@ class Security:
 
 @dataclass(frozen=True, slots=True)
 class WebSocket:
-    url: str = _setting(_url("ws", "wss"))
+    url: str = _setting(_url("ws", "wss", optional=True))  # "" = derived from api.url
     timeout: float = _setting(_duration(positive=True))
     reconnect_interval: float = _setting(_duration(positive=True))
     max_reconnect_attempts: int = _setting(_integer(0))
@@ -365,7 +382,7 @@ class ApiRateLimit:
 
 @dataclass(frozen=True, slots=True)
 class Api:
-    url: str = _setting(_url("http", "https"))
+    url: str = _setting(_api_url)
     timeout: float = _setting(_duration(positive=True))
     retry_count: int = _setting(_integer(0))
     retry_interval: float = _setting(_duration())
@@ -377,6 +394,9 @@ class Auth:
     token: str = _setting(_secret, secret=True)
     api_key: str = _setting(_secret, secret=True)
     type: str = _setting(_choice("bearer", "api-key", aliases={"apikey": "api-key"}))
+    # keruta deploys its API on plain HTTP inside the cluster; sending a
+    # credential there is a choice the user must make by name.
+    allow_clear_text_credentials: bool = _setting(_boolean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -631,6 +651,11 @@ ENV_VARS = {
     "KERUTA_API_KEY": "auth.apiKey",
     "KERUTA_AUTH_TYPE": "auth.type",
 }
+# Names other agents' deployments set (keruta's task pods set KERUTA_API_TOKEN
+# for the Go agent). The documented name wins over an alias when both are set.
+ENV_ALIASES = {
+    "KERUTA_API_TOKEN": "auth.token",
+}
 CONFIG_ENV_VAR = "KERUTA_CONFIG"
 
 _FILE_LOADERS = {
@@ -674,15 +699,17 @@ def config_file_paths(config_files: Sequence[str], environ: Mapping[str, str]) -
 
 
 def _env_trees(environ: Mapping[str, str], problems: list[str]) -> list[dict]:
-    """The design document's variables, then the nested ones: two trees,
-    because the nested form is the more specific and wins."""
-    trees: dict[bool, dict] = {False: {}, True: {}}  # keyed by "is nested"
+    """Aliases, the design document's variables, then the nested ones: three
+    trees, lowest precedence first, the more specific form winning."""
+    trees: list[dict] = [{}, {}, {}]
     reader = _reader()
     for name, text in sorted(environ.items()):
         if not name.startswith("KERUTA_") or name == CONFIG_ENV_VAR or not text:
             continue  # an empty variable (KEY= in a compose file) means "not set"
-        if name in ENV_VARS:
-            resolved = _resolve(ENV_VARS[name].split("."), name, problems)
+        named = ENV_ALIASES.get(name) or ENV_VARS.get(name)
+        rank = 0 if name in ENV_ALIASES else 1 if name in ENV_VARS else 2
+        if named:
+            resolved = _resolve(named.split("."), name, problems)
         elif "__" in name or _norm(name[len("KERUTA_"):]) in _schema(Settings):
             # KERUTA_SECTION__KEY, or a whole section: KERUTA_ALERTS='[{...}]'
             resolved = _resolve(name[len("KERUTA_"):].split("__"), name, problems)
@@ -702,9 +729,8 @@ def _env_trees(environ: Mapping[str, str], problems: list[str]) -> list[dict]:
         except Exception as error:  # dynaconf's parser: TOML errors, @-markers
             problems.append(f"{name}: cannot parse {_show(text)}: {error}")
             continue
-        nested = name not in ENV_VARS
-        trees[nested] = _merge(trees[nested], _tree(names, value))
-    return [trees[False], trees[True]]
+        trees[rank] = _merge(trees[rank], _tree(names, value))
+    return trees
 
 
 def _override_tree(overrides: Mapping[str, object], problems: list[str]) -> dict:
@@ -746,6 +772,7 @@ def load_settings(
         merged = _merge(merged, _canonical(tree, Settings, "", problems))
     settings = _build(Settings, merged, "", problems)
     if not problems:  # checks relating two settings need each to be valid first
+        settings = _with_derived(settings)
         problems += _cross_problems(settings)
     if problems:
         raise ConfigError(problems)
@@ -797,6 +824,13 @@ def _to_dict(obj: Any, leaf: Callable[[Field, Any], Any]) -> dict:
     return out
 
 
+def _with_derived(s: Settings) -> Settings:
+    """Settings whose value follows from another when left unset."""
+    if s.websocket.url:
+        return s
+    return replace(s, websocket=replace(s.websocket, url=derived_websocket_url(s.api.url)))
+
+
 def _cross_problems(s: Settings) -> list[str]:
     problems = []
     log_file = s.logging.file
@@ -825,16 +859,14 @@ def config_warnings(s: Settings) -> list[str]:
     """What `config check` reports without failing (SPEC §10: clear-text
     credentials are refused at connect time, only warned about here)."""
     warnings = []
-    ws, api, security = urlsplit(s.websocket.url), urlsplit(s.api.url), s.websocket.security
-    ws_tls = ws.scheme == "wss" or security.enable_ssl
-    if s.auth.token or s.auth.api_key:
-        if not ws_tls and not is_loopback(ws.hostname):
-            warnings.append(
-                f"websocket.url: credentials would be sent in clear text to {ws.hostname!r} "
-                "(use wss:// or websocket.security.enableSSL); the agent will refuse to connect")
-        if api.scheme == "http" and not security.enable_ssl and not is_loopback(api.hostname):
-            warnings.append(f"api.url: credentials would be sent in clear text to {api.hostname!r} "
-                            "(use https:// or websocket.security.enableSSL); the agent will refuse to connect")
+    security = s.websocket.security
+    ws_tls = tls_forced(s.websocket.url, security.enable_ssl).startswith("wss:")
+    has_credentials = bool(s.auth.token or s.auth.api_key)
+    for key, url in (("websocket.url", s.websocket.url), ("api.url", s.api.url)):
+        url = tls_forced(url, security.enable_ssl)
+        refusal = clear_text_refusal(url, has_credentials, s.auth.allow_clear_text_credentials)
+        if refusal:
+            warnings.append(f"{key}: {refusal}; the agent will refuse to connect")
     if s.auth.type == "bearer" and not s.auth.token and s.auth.api_key:
         warnings.append("auth.type: 'bearer' but only auth.apiKey is set; no credential will be sent")
     if s.auth.type == "api-key" and not s.auth.api_key and s.auth.token:

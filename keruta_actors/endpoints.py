@@ -2,8 +2,9 @@
 
 The URL's scheme decides TLS, except that `websocket.security.enableSSL`
 forces it. Credentials never travel in clear text to a host that is not
-loopback: `config check` warns about such a configuration, and the agent
-refuses it when it connects.
+loopback unless `auth.allowClearTextCredentials` says so (keruta deploys its
+API on plain HTTP inside the cluster): `config check` warns about such a
+configuration, and the agent refuses it when it connects.
 """
 
 from __future__ import annotations
@@ -43,15 +44,15 @@ def is_loopback(host: str | None) -> bool:
 
 def websocket_endpoint(url: str, task_id: str, force_tls: bool) -> str:
     """`{websocket.url}/{taskId}`, upgraded to wss:// when TLS is forced."""
-    return f"{_tls_forced(url, force_tls).rstrip('/')}/{quote(task_id, safe='')}"
+    return f"{tls_forced(url, force_tls).rstrip('/')}/{quote(task_id, safe='')}"
 
 
-def rest_endpoint(url: str, task_id: str, force_tls: bool) -> str:
-    """`{api.url}/tasks/{taskId}/logs`, upgraded to https:// when TLS is forced."""
-    return f"{_tls_forced(url, force_tls).rstrip('/')}/tasks/{quote(task_id, safe='')}/logs"
+def task_endpoint(url: str, task_id: str, force_tls: bool) -> str:
+    """`{api.url}/tasks/{taskId}`, upgraded to https:// when TLS is forced."""
+    return f"{tls_forced(url, force_tls).rstrip('/')}/tasks/{quote(task_id, safe='')}"
 
 
-def _tls_forced(url: str, force_tls: bool) -> str:
+def tls_forced(url: str, force_tls: bool) -> str:
     """`url` with ws:// or http:// made wss:// or https:// when TLS is forced."""
     scheme, sep, rest = url.partition("://")
     if force_tls and scheme in _SECURE:
@@ -59,10 +60,14 @@ def _tls_forced(url: str, force_tls: bool) -> str:
     return url
 
 
-def clear_text_refusal(url: str, has_credentials: bool) -> str | None:
+ALLOW_CLEAR_TEXT = "auth.allowClearTextCredentials"
+
+
+def clear_text_refusal(url: str, has_credentials: bool, allowed: bool = False) -> str | None:
     """Why credentials must not be sent to `url`, or None if they may."""
     parts = urlsplit(url)
-    if has_credentials and parts.scheme in _SECURE and not is_loopback(parts.hostname):
+    if has_credentials and not allowed and parts.scheme in _SECURE and not is_loopback(parts.hostname):
         secure = _SECURE[parts.scheme]
-        return f"refusing to send credentials in clear text to {parts.hostname} (use {secure}://)"
+        return (f"refusing to send credentials in clear text to {parts.hostname} "
+                f"(use {secure}://, or set {ALLOW_CLEAR_TEXT}: true for in-cluster HTTP)")
     return None

@@ -7,7 +7,10 @@
     ├── ReceiverError       the reference receiver cannot listen or open its database
     │                       (defined in keruta_actors.receiver.app)
     └── LinkError           a transport failed
-          transient         worth retrying (refused, reset, timeout, 5xx)
+          transient         worth retrying (refused, reset, timeout)
+          unserved          the server answered, but serves no WebSocket there
+                            (a handshake refused with 404, 426, 500, ...):
+                            fall back at once, keep probing
           fatal             retrying cannot help (credentials refused, bad URL)
 
 `LinkError.from_exception` is the one place that decides retry or fatal for
@@ -30,19 +33,24 @@ class ChildStartError(KerutaError):
         self.exit_code = exit_code
 
 
-# HTTP statuses in a refused WebSocket handshake that retrying cannot fix.
-FATAL_HANDSHAKE_STATUSES = frozenset({400, 401, 403, 404, 405})
+# HTTP statuses in a refused WebSocket handshake that retrying cannot fix:
+# new credentials need a restart.
+FATAL_HANDSHAKE_STATUSES = frozenset({401, 403})
 
 
 class LinkError(KerutaError):
-    def __init__(self, message: str, fatal: bool = False) -> None:
+    def __init__(self, message: str, fatal: bool = False, unserved: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
+        self.unserved = unserved
 
     @classmethod
     def from_exception(cls, error: BaseException, context: str) -> "LinkError":
         fatal, reason = classify(error)
-        return cls(f"{context}: {reason}", fatal=fatal)
+        # Any other answer than 101 is a server that is up and serves no log
+        # WebSocket at this URL (the deployed keruta API answers 500).
+        unserved = not fatal and isinstance(getattr(error, "status_code", None), int)
+        return cls(f"{context}: {reason}", fatal=fatal, unserved=unserved)
 
 
 def classify(error: BaseException) -> tuple[bool, str]:

@@ -40,6 +40,8 @@ class RunPlan:
     agent_version: str = ""
     sources: tuple[str, ...] = ()  # "stdin", "file:PATH": read besides the child
     cli_pid: int = 0  # the process the agent was started as
+    env: tuple[tuple[str, str], ...] = ()  # set in the command's environment
+    work_dir: str = ""  # the command's working directory; "" = the agent's
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +181,13 @@ class LinkUp:
 @dataclass(frozen=True, slots=True)
 class LinkLost:
     """Connection -> Supervisor: this connection is finished. `fatal` means
-    retrying cannot help (for example the server refused our credentials)."""
+    retrying cannot help (for example the server refused our credentials);
+    `unserved` that the server is up but serves no WebSocket there."""
 
     generation: int
     problem: str
     fatal: bool = False
+    unserved: bool = False
 
 
 @dataclass(frozen=True, slots=True)

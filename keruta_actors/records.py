@@ -247,20 +247,31 @@ class LogMessageEncoder:
 
     Produces the same JSON value as `json.dumps(to_log_message(record))`
     (tests/unit/test_records.py holds it to that).
+
+    With `position_in_metadata`, `metadata` also carries the record's
+    `lineNumber`, `timestamp` and `id`: the deployed keruta API keeps only
+    level, message, source and metadata of what is posted to it.
     """
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, position_in_metadata: bool = False) -> None:
         self.task_json = _escape(task_id)
+        self.position_in_metadata = position_in_metadata
         self._second = -1
         self._second_text = ""
         self._metadata: dict[int, tuple[dict, str]] = {}
 
     def encode(self, record: Record) -> str:
+        record_id, timestamp = _escape(record[ID]), self._timestamp(record[TIMESTAMP])
+        metadata = self._metadata_json(record[METADATA])
+        if self.position_in_metadata:
+            inner = metadata[1:-1]
+            metadata = (f'{{{inner}{"," if inner else ""}"lineNumber":{record[LINE_NUMBER]},'
+                        f'"timestamp":"{timestamp}","id":{record_id}}}')
         return (
-            f'{{"type":"log","id":{_escape(record[ID])},"taskId":{self.task_json},'
-            f'"timestamp":"{self._timestamp(record[TIMESTAMP])}","source":"{record[SOURCE]}",'
+            f'{{"type":"log","id":{record_id},"taskId":{self.task_json},'
+            f'"timestamp":"{timestamp}","source":"{record[SOURCE]}",'
             f'"level":"{record[LEVEL]}","message":{_escape(record[MESSAGE])},'
-            f'"lineNumber":{record[LINE_NUMBER]},"metadata":{self._metadata_json(record[METADATA])}}}'
+            f'"lineNumber":{record[LINE_NUMBER]},"metadata":{metadata}}}'
         )
 
     def _timestamp(self, timestamp: float) -> str:

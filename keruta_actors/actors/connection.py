@@ -69,11 +69,12 @@ class Connection(KerutaActor):
             timeout=websocket.timeout,
             verify_cert=websocket.security.verify_cert,
             ca_file=websocket.security.cert_path,
+            allow_clear_text=message.settings.auth.allow_clear_text_credentials,
         )
         try:
             self.link.connect()
         except LinkError as error:
-            self._lose(str(error), error.fatal)
+            self._lose(str(error), error.fatal, error.unserved)
             return
         self.connected = True
         self.send(message.supervisor, LinkUp(message.generation, ()))
@@ -182,11 +183,11 @@ class Connection(KerutaActor):
         self.confirmed = []
         self.confirm_due = None
 
-    def _lose(self, problem: str, fatal: bool = False) -> None:
+    def _lose(self, problem: str, fatal: bool = False, unserved: bool = False) -> None:
         if self.lost:
             return
         self._send_confirmations()  # what the server stored need not be sent again
         self.lost = True
         if self.connected:
             self.link.close()
-        self.send(self.configured.supervisor, LinkLost(self.configured.generation, problem, fatal))
+        self.send(self.configured.supervisor, LinkLost(self.configured.generation, problem, fatal, unserved))

@@ -23,7 +23,6 @@ from thespian.actors import ActorExitRequest
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters.process_memory import release_memory
 from keruta_actors.adapters.rest_client import RestClient
-from keruta_actors.endpoints import credentials_from, rest_endpoint
 from keruta_actors.errors import LinkError
 from keruta_actors.messages import (
     Batches,
@@ -69,8 +68,8 @@ class RestConnection(KerutaActor):
         if self.client is not None or self.lost:
             return  # a repeated delivery of the same Configure
         self.configured = message
-        self.encoder = LogMessageEncoder(message.plan.task_id)
-        api, security = message.settings.api, message.settings.websocket.security
+        self.encoder = LogMessageEncoder(message.plan.task_id, position_in_metadata=True)
+        api = message.settings.api
         now = time.monotonic()
         self.policy = RestPolicy(
             retry_count=api.retry_count,
@@ -81,13 +80,7 @@ class RestConnection(KerutaActor):
             now=now,
         )
         try:
-            self.client = RestClient(
-                url=rest_endpoint(api.url, message.plan.task_id, security.enable_ssl),
-                credentials=credentials_from(message.settings.auth),
-                timeout=api.timeout,
-                verify_cert=security.verify_cert,
-                ca_file=security.cert_path,
-            )
+            self.client = RestClient.for_task(message.settings, message.plan.task_id)
         except LinkError as error:
             self._lose(str(error), error.fatal)
             return
@@ -135,12 +128,14 @@ class RestConnection(KerutaActor):
             outcome = self.client.post_one(self.request[0])
         decision = self.policy.answered(outcome, len(self.request), time.monotonic(), time.time())
         if isinstance(decision, Stored):
+            if decision.no_batch_endpoint:
+                self.log.warning("the keruta API has no batch endpoint; sending one record per request from now on")
             self._finish_request(rejected=False)
         elif isinstance(decision, Reject):
             self.log.warning("the keruta API refused %d records for good: %s", len(self.request), decision.why)
             self._finish_request(rejected=True)
         elif isinstance(decision, OneByOne):
-            self.log.info("the keruta API has no batch endpoint; sending one record per request")
+            self.log.info("the batch endpoint failed (%s); trying one record per request", decision.why)
             self.request = []
         elif isinstance(decision, Split):
             self.request_limit = max(1, len(self.request) // 2)

@@ -158,7 +158,7 @@ class SourceReader(Stage):
     # -- streams ---------------------------------------------------------------------
 
     def _start_child(self, plan) -> bool:
-        self.child = ChildProcess(plan.command)
+        self.child = ChildProcess(plan.command, plan.env, plan.work_dir)
         try:
             self.child.start()
         except ChildStartError as error:

@@ -130,7 +130,7 @@ class Supervisor(KerutaActor):
     def receiveMsg_LinkLost(self, message: LinkLost, sender) -> None:
         kind = self._kind_of(message.generation)
         if kind is not None:
-            self._link_failed(kind, message.problem, message.fatal)
+            self._link_failed(kind, message.problem, message.fatal, message.unserved)
 
     def receiveMsg_ChildActorExited(self, message: ChildActorExited, sender) -> None:
         if self.finished:
@@ -250,17 +250,19 @@ class Supervisor(KerutaActor):
         dues = (self.transport.next_due(), self.drain_deadline, self.memory_due)
         self.wake_at(min(due for due in dues if due is not None))
 
-    def _link_failed(self, kind: str, problem: str, fatal: bool) -> None:
+    def _link_failed(self, kind: str, problem: str, fatal: bool, unserved: bool = False) -> None:
         self._retire(kind)
         if fatal or not self.problem_is_fatal:  # the run's summary names what retrying cannot fix
             self.problem, self.problem_is_fatal = problem, fatal
         now = time.monotonic()
         was_falling_back = self.transport.falling_back
-        actions = self.transport.lost(kind, now, fatal)
-        self._report_failure(kind, problem, fatal, now, was_falling_back)
+        actions = self.transport.lost(kind, now, fatal, unserved)
+        self._report_failure(kind, problem, fatal, now, was_falling_back, unserved)
         self._carry_out(actions)
 
-    def _report_failure(self, kind: str, problem: str, fatal: bool, now: float, was_falling_back: bool) -> None:
+    def _report_failure(
+        self, kind: str, problem: str, fatal: bool, now: float, was_falling_back: bool, unserved: bool
+    ) -> None:
         if fatal:
             rest = "; sending to the REST API instead" if kind == WEBSOCKET and REST not in self.transport.dead else ""
             self.log.error("%s; not retrying%s", problem, rest)
@@ -270,6 +272,11 @@ class Supervisor(KerutaActor):
             self.log.error("the REST API failed: %s; trying it again in %.1fs", problem, retry_in)
         elif was_falling_back:
             self.log.info("the WebSocket is still down: %s; next probe in %.1fs", problem, retry_in)
+        elif unserved:
+            self.log.warning(
+                "%s: the server has no log WebSocket there; switching to the REST API, "
+                "probing the WebSocket again in %.1fs", problem, retry_in,
+            )
         elif self.transport.falling_back:
             self.log.error(
                 "%s (%d failures in a row); switching to the REST API, probing the WebSocket again in %.1fs",

@@ -17,8 +17,10 @@ from keruta_actors.errors import ChildStartError
 
 
 class ChildProcess:
-    def __init__(self, command: tuple[str, ...]) -> None:
+    def __init__(self, command: tuple[str, ...], env: tuple[tuple[str, str], ...] = (), cwd: str = "") -> None:
         self.command = command
+        self.env = env
+        self.cwd = cwd
         self.process: subprocess.Popen | None = None
         self.pipes: list[Pipe] = []  # stdout, then stderr
 
@@ -30,6 +32,8 @@ class ChildProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 process_group=0,
+                env=os.environ | dict(self.env) if self.env else None,
+                cwd=self.cwd or None,
             )
         except FileNotFoundError:
             raise ChildStartError(f"command not found: {self.command[0]}", 127) from None

@@ -59,12 +59,14 @@ class WebSocketLink:
         timeout: float,
         verify_cert: bool = True,
         ca_file: str = "",
+        allow_clear_text: bool = False,
     ) -> None:
         self.url = url
         self.credentials = credentials
         self.timeout = timeout
         self.verify_cert = verify_cert
         self.ca_file = ca_file
+        self.allow_clear_text = allow_clear_text
         self._socket: websocket.WebSocket | None = None
         self._frames = FrameReader(MAX_SERVER_MESSAGE)
 
@@ -75,7 +77,7 @@ class WebSocketLink:
 
     def connect(self) -> None:
         """Open the connection and authenticate; raise LinkError on failure."""
-        refusal = clear_text_refusal(self.url, self.credentials is not None)
+        refusal = clear_text_refusal(self.url, self.credentials is not None, self.allow_clear_text)
         if refusal:
             raise LinkError(refusal, fatal=True)
         try:

@@ -105,3 +105,11 @@ class ReconnectPolicy:
             self.exhausted = True
             return GiveUp(self.attempts, when)
         return RetryAt(when, self.attempts)
+
+    def gave_up(self, now: float) -> Decision:
+        """A failure that retrying soon cannot mend: give up at once (GiveUp
+        if not given up yet), and probe on the backoff from here on."""
+        if self.exhausted:
+            return self.failed(now)
+        self.attempts = self.max_attempts - 1
+        return self.failed(now)

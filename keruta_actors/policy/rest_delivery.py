@@ -6,9 +6,13 @@ HTTP status, or None for a timeout or a failed connection) to `answered`,
 which says what to do:
 
 - 200/201: `Stored`.
-- 404/405 from the batch endpoint: `OneByOne`; the records go again, one per
-  request. From the single endpoint, 404 means the task is unknown: `Fail`,
-  fatal.
+- 404, 405, 500 or 501 from the batch endpoint: `OneByOne`; the same records
+  go again, one per request. If the single endpoint then stores one, the
+  server has no batch endpoint (the deployed keruta API answers 500 there):
+  `Stored(no_batch_endpoint=True)`, and batch is not tried again this run. If
+  the single endpoint fails too, the server is failing as a whole: the batch
+  endpoint is tried again on the next retry. From the single endpoint, 404
+  means the task is unknown: `Fail`, fatal.
 - 401/403: `Fail`, fatal: new credentials need a restart, so retrying would
   only hammer the server.
 - 3xx: `Fail`, fatal: redirects are not followed (a POST would turn into a
@@ -37,7 +41,10 @@ from keruta_actors.policy.rate_limit import TokenBucket
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    pass
+    """The server stored the request; `no_batch_endpoint` when this showed
+    that it has no batch endpoint."""
+
+    no_batch_endpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,9 @@ class Wait:
 
 @dataclass(frozen=True, slots=True)
 class OneByOne:
-    """The batch endpoint is missing: send one record per request from now on."""
+    """The batch endpoint failed: send the records one per request."""
+
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,10 @@ class Outcome:
     location: str = ""  # where a redirect points
 
 
+# Answers from the batch endpoint that may mean the server has none.
+BATCH_MISSING = frozenset({404, 405, 500, 501})
+
+
 class RestPolicy:
     def __init__(
         self,
@@ -108,6 +121,9 @@ class RestPolicy:
         self._not_before = now  # set by a Wait
         self.failures = 0  # in a row, for the request being retried
         self.batch_endpoint = True
+        # The batch endpoint failed and single records are being tried: one
+        # stored shows that the server has no batch endpoint.
+        self._batch_in_doubt = False
         self._delays = self._fresh_delays()
 
     def ready_at(self, now: float) -> float:
@@ -122,7 +138,15 @@ class RestPolicy:
         if status is not None and 200 <= status < 300:
             self.failures = 0
             self._delays = self._fresh_delays()
-            return Stored()
+            in_doubt, self._batch_in_doubt = self._batch_in_doubt, False
+            return Stored(no_batch_endpoint=in_doubt)
+        if self.batch_endpoint and status in BATCH_MISSING:
+            self.batch_endpoint = False
+            self._batch_in_doubt = True
+            return OneByOne(f"HTTP {status}{_code(outcome)}")
+        if self._batch_in_doubt and (status is None or status >= 500):
+            # The server fails as a whole; it may have a batch endpoint after all.
+            self.batch_endpoint, self._batch_in_doubt = True, False
         if outcome.fatal:
             return Fail(outcome.problem, True)
         if status is not None and 300 <= status < 400:
@@ -131,9 +155,6 @@ class RestPolicy:
         if status in (401, 403):
             why = f"the keruta API refused the credentials (HTTP {status}); check auth.token or auth.apiKey"
             return Fail(why, True)
-        if status in (404, 405) and self.batch_endpoint:
-            self.batch_endpoint = False
-            return OneByOne()
         if status == 404:
             return Fail(f"the keruta API does not know this task (HTTP 404{_code(outcome)})", True)
         if status == 405:

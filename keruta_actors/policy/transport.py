@@ -8,6 +8,11 @@ REST is retired. A REST connection that fails (its own retries spent) is
 started again after a backoff from `api.retryInterval`, for as long as the
 WebSocket stays down.
 
+A WebSocket handshake that the server answers with an HTTP status instead
+of 101 ("unserved": the server is up, but has no log WebSocket there, as the
+deployed keruta API answers 500) hands over to REST at once, without waiting
+out `maxReconnectAttempts`; the WebSocket is still probed on the backoff.
+
 A fatal failure (retrying cannot help: refused credentials, clear text to a
 remote host, an unknown task) retires that transport for the rest of the run.
 
@@ -94,7 +99,7 @@ class TransportPlan:
         self.active = REST
         return [Use(REST)]
 
-    def lost(self, kind: str, now: float, fatal: bool) -> list[Action]:
+    def lost(self, kind: str, now: float, fatal: bool, unserved: bool = False) -> list[Action]:
         self.running.discard(kind)
         actions: list[Action] = []
         if self.active == kind:
@@ -103,7 +108,7 @@ class TransportPlan:
         if fatal:
             self.dead.add(kind)
         elif kind == WEBSOCKET:
-            decision = self.websocket.failed(now)
+            decision = self.websocket.gave_up(now) if unserved else self.websocket.failed(now)
             self.due[WEBSOCKET] = decision.probe_at if isinstance(decision, GiveUp) else decision.when
         else:
             self.due[REST] = now + next(self._rest_delays)

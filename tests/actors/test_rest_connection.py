@@ -94,12 +94,24 @@ def test_5xx_is_retried_and_then_stored(system, connect, seen, wait_for, api, li
 
 
 def test_spent_retries_lose_the_link_without_acknowledging(system, connect, seen, wait_for, api, lines, scripted_api):
-    scripted_api.answer(500, times=3)
+    scripted_api.answer(503, times=3)
     connection, supervisor, batcher = connect(**{"api.retryCount": 2})
     system.tell(connection, Batches(1, ((1, lines(1, 5)),)))
     (lost,) = wait_for(supervisor, LinkLost)
-    assert not lost.fatal and "HTTP 500" in lost.problem and "3 tries" in lost.problem
+    assert not lost.fatal and "HTTP 503" in lost.problem and "3 tries" in lost.problem
     assert seen(batcher, BatchesAcked) == [] and stored_lines(api) == []
+
+
+def test_a_500_from_the_batch_endpoint_sends_the_same_records_one_by_one(system, connect, seen, wait_for, api, lines,
+                                                                          scripted_api):
+    scripted_api.answer(500)
+    connection, supervisor, batcher = connect()
+    system.tell(connection, Batches(1, ((1, lines(1, 3)),)))
+    wait_for(batcher, BatchesAcked)
+    assert stored_lines(api) == [1, 2, 3]
+    paths = [path.rsplit("/", 1)[1] for _, path in scripted_api.posts()]
+    assert paths == ["batch", "logs", "logs", "logs"]
+    assert seen(supervisor, LinkLost) == []
 
 
 def test_refused_credentials_are_reported_once_and_never_retried(system, connect, seen, wait_for, lines, scripted_api):
@@ -164,6 +176,7 @@ def test_credentials_are_never_sent_in_clear_text_to_a_remote_host(system, conne
     _, supervisor, _ = connect(**{"api.url": "http://logs.example.com/api/v1", "auth.token": "s3cret"})
     (lost,) = wait_for(supervisor, LinkLost)
     assert lost.fatal and "clear text" in lost.problem and "s3cret" not in lost.problem
+    assert "auth.allowClearTextCredentials" in lost.problem
     assert seen(supervisor, LinkUp) == [] and scripted_api.requests == []
 
 

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from keruta_actors.receiver.app import ReceiverThread
+from tests.keruta_api_standin import KerutaApiStandIn, StandInThread
 
 MARKER = "KERUTA_TEST_MARKER"
 
@@ -54,22 +55,38 @@ def receiver(tmp_path, scripted_api):
         yield running
 
 
-@pytest.fixture
-def agent(receiver, tmp_path):
+def _agent_run(tmp_path, **env: str):
+    """An AgentRun with none of this machine's KERUTA_ variables, and `env`;
+    after the test, no process of it may be left."""
     marker = uuid.uuid4().hex
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("KERUTA_")
-    } | {
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("KERUTA_")}
+    run = AgentRun(clean | {
         MARKER: marker,
-        "KERUTA_WEBSOCKET_URL": receiver.ws_url,
-        "KERUTA_API_URL": receiver.api_url,
         "KERUTA_LOGGING__FORMAT": "text",
         "KERUTA_LOGGING__OUTPUT": "stderr",
         "TMPDIR": str(tmp_path),
-    }
-    run = AgentRun(env, marker)
+    } | env, marker)
     yield run
     leftovers = run.processes()
     for process in leftovers:
         process.kill()
     assert not leftovers, f"processes left behind: {leftovers}"
+
+
+@pytest.fixture
+def agent(receiver, tmp_path):
+    yield from _agent_run(tmp_path, KERUTA_WEBSOCKET_URL=receiver.ws_url, KERUTA_API_URL=receiver.api_url)
+
+
+@pytest.fixture
+def keruta_api():
+    """The stand-in for the keruta API as deployed (tests/keruta_api_standin.py)."""
+    with StandInThread(KerutaApiStandIn()) as running:
+        yield running
+
+
+@pytest.fixture
+def pod(keruta_api, tmp_path):
+    """An agent in a keruta task pod's environment: KERUTA_API_URL a bare
+    host, a KERUTA_API_TOKEN, and no WebSocket URL."""
+    yield from _agent_run(tmp_path, KERUTA_API_URL=keruta_api.base_url, KERUTA_API_TOKEN="pod-service-token")

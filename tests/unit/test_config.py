@@ -65,7 +65,7 @@ def test_defaults_are_the_documented_ones():
     assert s.websocket.security == config.Security(enable_ssl=False, verify_cert=True, cert_path="")
     assert s.api.url == "http://localhost:8080/api/v1"
     assert (s.api.timeout, s.api.retry_count, s.api.retry_interval) == (30, 3, 5)
-    assert s.auth == config.Auth(token="", api_key="", type="bearer")
+    assert s.auth == config.Auth(token="", api_key="", type="bearer", allow_clear_text_credentials=False)
     assert s.monitoring.bind_address == "127.0.0.1"
     assert s.logging.file.max_age == 30 * 86400 and s.logging.file.compress is False
     assert [rule.name for rule in s.alerts] == [
@@ -202,7 +202,7 @@ def test_documented_environment_variables():
     assert (s.api.url, s.api.timeout, s.api.retry_count, s.api.retry_interval) == (
         "https://api.example.org/api/v1", 45.0, 5, 10.0)
     # String settings take the text verbatim: a numeric token stays a string.
-    assert s.auth == config.Auth(token="123456", api_key="true", type="api-key")
+    assert s.auth == config.Auth(token="123456", api_key="true", type="api-key", allow_clear_text_credentials=False)
 
 
 @pytest.mark.parametrize("text, expected", [("true", True), ("False", False), ("1", True), ("0", False),
@@ -414,12 +414,14 @@ def test_clear_text_credentials_to_a_remote_host_are_warned_about():
     assert validate_only((), remote, {}) == []  # no credentials, nothing to leak
     warnings = validate_only((), remote, {"KERUTA_AUTH_TOKEN": "t" * 40})
     assert [w.split(":")[0] for w in warnings] == ["websocket.url", "api.url"]
-    assert all("clear text" in w and "'keruta-api'" in w for w in warnings)
+    assert all("clear text to keruta-api" in w and "auth.allowClearTextCredentials" in w for w in warnings)
+    allowed = {"KERUTA_AUTH_TOKEN": "t" * 40, "KERUTA_AUTH__ALLOWCLEARTEXTCREDENTIALS": "true"}
+    assert validate_only((), remote, allowed) == []
     tls = {"websocket.url": "wss://keruta-api/ws", "api.url": "https://keruta-api/api/v1"}
     assert validate_only((), tls, {"KERUTA_AUTH_TOKEN": "t" * 40}) == []
     forced = dict(remote, **{"websocket.security.enableSSL": True, "api.url": "http://[::1]:8080/api"})
     assert validate_only((), forced, {"KERUTA_API_KEY": "k", "KERUTA_AUTH_TYPE": "api-key"}) == []
-    # enableSSL upgrades http:// to https:// too (endpoints.rest_endpoint)
+    # enableSSL upgrades http:// to https:// too (endpoints.task_endpoint)
     assert validate_only((), dict(remote, **{"websocket.security.enableSSL": True}), {"KERUTA_AUTH_TOKEN": "t"}) == []
     assert validate_only((), None, {"KERUTA_AUTH_TOKEN": "t"}) == []  # localhost defaults
 
@@ -519,3 +521,33 @@ def test_durations_from_the_environment_arrive_in_seconds(number, unit):
 
 def test_settings_class_is_the_root():
     assert isinstance(load(), Settings)
+
+
+# --- the keruta task pod's conventions -------------------------------------------------
+
+
+@pytest.mark.parametrize("given, effective", [
+    ("http://keruta-svc.ns.svc.cluster.local", "http://keruta-svc.ns.svc.cluster.local/api/v1"),
+    ("http://keruta-svc:8080/", "http://keruta-svc:8080/api/v1"),
+    ("https://keruta.example/custom/v2", "https://keruta.example/custom/v2"),
+])
+def test_a_host_only_api_url_gets_the_api_path(given, effective):
+    assert load_settings((), None, {"KERUTA_API_URL": given}).api.url == effective
+
+
+@pytest.mark.parametrize("api_url, websocket_url", [
+    ("http://keruta-svc.ns.svc.cluster.local", "ws://keruta-svc.ns.svc.cluster.local/ws/tasks"),
+    ("https://keruta.example:8443/api/v1", "wss://keruta.example:8443/ws/tasks"),
+])
+def test_an_unset_websocket_url_is_derived_from_the_api_host(api_url, websocket_url):
+    assert load_settings((), None, {"KERUTA_API_URL": api_url}).websocket.url == websocket_url
+    explicit = {"KERUTA_API_URL": api_url, "KERUTA_WEBSOCKET_URL": "ws://elsewhere/ws/tasks"}
+    assert load_settings((), None, explicit).websocket.url == "ws://elsewhere/ws/tasks"
+
+
+def test_the_pods_token_variable_is_read_and_the_documented_name_wins():
+    assert load_settings((), None, {"KERUTA_API_TOKEN": "pod-token"}).auth.token == "pod-token"
+    both = {"KERUTA_API_TOKEN": "pod-token", "KERUTA_AUTH_TOKEN": "own-token"}
+    assert load_settings((), None, both).auth.token == "own-token"
+    nested = dict(both, KERUTA_AUTH__TOKEN="nested-token")
+    assert load_settings((), None, nested).auth.token == "nested-token"

@@ -43,6 +43,16 @@ def test_encoder_writes_the_same_json_value_as_the_reference(batch, task_id):
         assert json.loads(encoder.encode(record)) == json.loads(json.dumps(to_log_message(record, task_id)))
 
 
+@given(st.lists(records, max_size=20), texts)
+def test_for_rest_the_metadata_also_carries_what_the_keruta_api_throws_away(batch, task_id):
+    encoder = LogMessageEncoder(task_id, position_in_metadata=True)
+    for record in batch:
+        expected = to_log_message(record, task_id)
+        position = {key: expected[key] for key in ("lineNumber", "timestamp", "id")}
+        expected["metadata"] = {**expected["metadata"], **position}
+        assert json.loads(encoder.encode(record)) == expected
+
+
 def test_shared_metadata_is_encoded_once_and_changes_are_not_missed():
     encoder = LogMessageEncoder("t")
     shared = {"processId": 1}

@@ -34,15 +34,40 @@ def test_2xx_is_stored(status):
 
 def test_a_missing_batch_endpoint_switches_to_one_record_per_request_once():
     p = policy()
-    assert answer(p, 404) == OneByOne() and not p.batch_endpoint
+    assert answer(p, 404) == OneByOne("HTTP 404") and not p.batch_endpoint
     fail = answer(p, 404, records=1, code="TASK_NOT_FOUND")
     assert isinstance(fail, Fail) and fail.fatal and "TASK_NOT_FOUND" in fail.why
 
 
 def test_405_from_the_single_endpoint_is_fatal():
     p = policy()
-    assert answer(p, 405) == OneByOne()
+    assert answer(p, 405) == OneByOne("HTTP 405")
     assert answer(p, 405, records=1).fatal
+
+
+@pytest.mark.parametrize("status", [404, 405, 500, 501])
+def test_a_single_record_stored_after_the_batch_endpoint_failed_retires_batch_for_the_run(status):
+    p = policy()
+    assert isinstance(answer(p, status), OneByOne) and not p.batch_endpoint
+    assert answer(p, 201, records=1) == Stored(no_batch_endpoint=True)
+    assert answer(p, 201, records=1) == Stored()  # said once
+    assert answer(p, 500, records=1) != OneByOne("HTTP 500") and not p.batch_endpoint
+
+
+def test_a_server_failing_on_both_endpoints_is_retried_on_the_batch_endpoint_and_gives_up():
+    p = policy(retry_count=2)
+    for _ in range(2):
+        assert isinstance(answer(p, 500), OneByOne)
+        assert isinstance(answer(p, 500, records=1), Wait) and p.batch_endpoint
+    assert isinstance(answer(p, 500), OneByOne)
+    assert isinstance(answer(p, 500, records=1), Fail)
+
+
+def test_a_rate_limited_single_record_keeps_the_batch_endpoint_in_doubt():
+    p = policy()
+    answer(p, 500)
+    assert isinstance(answer(p, 429, records=1, retry_after="1"), Wait) and not p.batch_endpoint
+    assert answer(p, 201, records=1) == Stored(no_batch_endpoint=True)
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -66,9 +91,9 @@ def test_5xx_retries_retry_count_times_with_growing_jittered_waits_then_fails():
 
 def test_a_success_starts_the_retry_count_over():
     p = policy(retry_count=1)
-    assert isinstance(answer(p, 500), Wait)
+    assert isinstance(answer(p, 503), Wait)
     assert answer(p, 200) == Stored()
-    assert isinstance(answer(p, 500), Wait)
+    assert isinstance(answer(p, 503), Wait)
 
 
 def test_timeouts_and_refusals_retry_like_5xx():
@@ -105,7 +130,7 @@ def test_other_4xx_reject_for_good(status):
 
 def test_zero_retry_interval_retries_at_once():
     p = policy(retry_interval=0)
-    assert answer(p, 500, now=3.0) == Wait(3.0, "HTTP 500")
+    assert answer(p, 503, now=3.0) == Wait(3.0, "HTTP 503")
 
 
 @pytest.mark.parametrize(

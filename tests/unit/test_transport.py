@@ -53,6 +53,24 @@ def test_a_fatal_websocket_failure_goes_to_rest_at_once_and_is_never_retried():
     assert WEBSOCKET not in p.due and p.tick(1e9) == []
 
 
+def test_a_websocket_the_server_does_not_serve_goes_to_rest_at_once_and_is_probed_on_the_backoff():
+    p = plan(max_attempts=10)
+    p.start()
+    assert p.lost(WEBSOCKET, 0.0, fatal=False, unserved=True) == [Start(REST)]
+    assert p.falling_back and 0.5 <= p.due[WEBSOCKET] <= 1.0  # the first backoff step
+    assert p.up(REST) == [Use(REST)]
+    probes = []
+    for _ in range(8):
+        due = p.next_due()
+        assert p.tick(due) == [Start(WEBSOCKET)]
+        assert p.lost(WEBSOCKET, due, fatal=False, unserved=True) == []
+        probes.append(p.due[WEBSOCKET] - due)
+    assert p.active == REST
+    assert probes[-1] > probes[0] and max(probes) <= 60.0  # growing, capped
+    assert p.tick(p.due[WEBSOCKET]) == [Start(WEBSOCKET)]
+    assert p.up(WEBSOCKET) == [Use(WEBSOCKET), Retire(REST)]
+
+
 def test_a_failed_rest_connection_is_started_again_after_a_backoff():
     p = plan(max_attempts=1, rest_interval=5.0)
     p.start()
@@ -113,11 +131,13 @@ class TransportMachine(RuleBasedStateMachine):
         self.apply(self.plan.up(kind))
 
     @precondition(lambda self: self.running)
-    @rule(data=st.data(), fatal=st.booleans())
-    def fails(self, data, fatal):
+    @rule(data=st.data(), how=st.sampled_from(["transient", "unserved", "fatal"]))
+    def fails(self, data, how):
         kind = data.draw(st.sampled_from(sorted(self.running)))
         self.running.discard(kind)
-        self.apply(self.plan.lost(kind, self.now, fatal))
+        self.apply(self.plan.lost(kind, self.now, how == "fatal", how == "unserved" and kind == WEBSOCKET))
+        if how == "unserved" and kind == WEBSOCKET:
+            assert self.plan.falling_back
 
     @rule(seconds=st.floats(0, 120))
     def time_passes(self, seconds):
