@@ -5,16 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def problem_lines(finished: subprocess.CompletedProcess) -> list[str]:
@@ -50,8 +43,8 @@ def test_malformed_url_is_a_configuration_error(agent):
     assert line.startswith("keruta-actors: config: websocket.url:") and "http//keruta-api:8080" in line
 
 
-def test_unreachable_server_is_reported_and_nothing_is_lost_silently(agent):
-    port = closed_port()
+def test_unreachable_server_is_reported_and_nothing_is_lost_silently(agent, closed_port):
+    port = closed_port
     agent.env["KERUTA_WEBSOCKET_URL"] = f"ws://127.0.0.1:{port}/ws/tasks"
     agent.env["KERUTA_LOGSTREAMING__DRAINTIMEOUT"] = "1s"
     finished = agent.run("start", "--task-id", "tdown", "--", "sh", "-c", "echo one; echo two; exit 3")
@@ -68,7 +61,8 @@ def test_credentials_are_not_sent_in_clear_text_to_a_remote_host(agent):
     agent.env["KERUTA_LOGSTREAMING__DRAINTIMEOUT"] = "1s"
     finished = agent.run("start", "--task-id", "tclear", "--", "echo", "x")
     stderr = finished.stderr.decode()
-    assert "refusing to send credentials in clear text to keruta-api.example (use wss://)" in stderr
+    assert "refusing to send credentials in clear text to keruta-api.example (use wss://, " in stderr
+    assert "auth.allowClearTextCredentials" in stderr
     assert "s3cr3t-token-value" not in stderr
 
 

@@ -129,8 +129,10 @@ def wait_until(condition, problem, timeout=30.0):
         time.sleep(0.05)
 
 
-def test_zero_reconnect_attempts_hand_over_to_rest_at_the_first_failure(falling_back, receiver, scripted_api):
-    scripted_api.websocket = False
+def test_zero_reconnect_attempts_hand_over_to_rest_at_the_first_failure(falling_back, receiver, closed_port):
+    # refused, not answered: a handshake answered with an HTTP status falls
+    # back at once whatever maxReconnectAttempts says
+    falling_back.env["KERUTA_WEBSOCKET_URL"] = f"ws://127.0.0.1:{closed_port}/ws/tasks"
     falling_back.env["KERUTA_WEBSOCKET_MAX_RECONNECT_ATTEMPTS"] = "0"
     done = falling_back.run("start", "--task-id", "rest0", "--", sys.executable, "-c",
                             "for i in range(100): print('line', i)")

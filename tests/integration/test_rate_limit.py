@@ -18,8 +18,9 @@ def test_rate_limit_delays_without_losing(agent, receiver, tmp_path):
     elapsed = time.monotonic() - started
 
     assert finished.returncode == 0, finished.stderr.decode()[-2000:]
-    # 10,000 lines at 2,000/s with a one-second burst allowance: >= 4.5 s
-    assert elapsed >= 4.5
+    # 10,000 lines at 2,000/s, of which the full bucket's first second (2,000)
+    # may pass at once: the other 8,000 need at least 4 s
+    assert elapsed >= 4.0
     records = receiver.store.fetch("trate")
     assert [r["lineNumber"] for r in records] == list(range(1, 10001))
     assert [r["message"] for r in records] == [f"burst line {i}" for i in range(1, 10001)]
