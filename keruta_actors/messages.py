@@ -152,14 +152,6 @@ class InputEnded:
 
 
 @dataclass(frozen=True, slots=True)
-class ChildStarted:
-    """SourceReader -> Supervisor: the script runs as `pid` (its memory is
-    not the agent's)."""
-
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
 class ChildFailedToStart:
     """SourceReader -> Supervisor: the command could not be run at all."""
 
@@ -252,6 +244,28 @@ class MemoryMeasured:
 
 
 # --- Timers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FdsReady:
+    """Reactor -> an actor: descriptors it watches are ready (adapters/reactor.py)."""
+
+    readable: tuple[int, ...]
+    writable: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class WorkDone:
+    """Reactor -> an actor: a job its worker thread ran has finished with
+    `result` (the job's return value, or the exception it raised)."""
+
+    tag: str
+    result: Any
+
+    def __repr__(self) -> str:
+        return f"WorkDone({self.tag})"
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)

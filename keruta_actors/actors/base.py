@@ -1,14 +1,16 @@
-"""The base every keruta actor stands on: a named logger and one timer."""
+"""The base every keruta actor stands on: a named logger, one timer, and the
+descriptors it watches, both served by the agent's reactor
+(adapters/reactor.py), since the one-process base has neither."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
 
-from thespian.actors import ActorTypeDispatcher, WakeupMessage
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher
 
-from keruta_actors.messages import Tick
+from keruta_actors.adapters import reactor
+from keruta_actors.messages import FdsReady, Tick
 from keruta_actors.policy.timers import TimerSlot
 
 
@@ -18,16 +20,35 @@ class KerutaActor(ActorTypeDispatcher):
         self.log = logging.getLogger(f"keruta_actors.{type(self).__name__}")
         self._timer = TimerSlot()
 
+    # -- for subclasses -----------------------------------------------------------
+
     def on_tick(self, now: float) -> None:
         """The wakeup asked for with `wake_at` has come."""
 
+    def on_ready(self, readable: tuple[int, ...], writable: tuple[int, ...]) -> None:
+        """Descriptors named in `watch` are ready."""
+
+    def on_exit(self) -> None:
+        """The actor is being stopped: release what it holds."""
+
     def wake_at(self, due: float) -> None:
         """Have `on_tick` called at monotonic time `due` (or soon after)."""
-        delay = self._timer.request(due, time.monotonic())
-        if delay is not None:
-            self.wakeupAfter(timedelta(seconds=delay), payload=Tick(self._timer.generation))
+        if self._timer.request(due, time.monotonic()) is not None:
+            reactor.current().wake_at(self.myAddress, due, self._timer.generation)
 
-    def receiveMsg_WakeupMessage(self, message: WakeupMessage, sender) -> None:
-        payload = message.payload
-        if isinstance(payload, Tick) and self._timer.fired(payload.generation):
+    def watch(self, readable: tuple[int, ...] = (), writable: tuple[int, ...] = ()) -> None:
+        """Have `on_ready` called when any of these is ready; replaces the last call."""
+        reactor.current().watch(self.myAddress, readable, writable)
+
+    # -- handlers -------------------------------------------------------------------
+
+    def receiveMsg_Tick(self, message: Tick, sender) -> None:
+        if self._timer.fired(message.generation):
             self.on_tick(time.monotonic())
+
+    def receiveMsg_FdsReady(self, message: FdsReady, sender) -> None:
+        self.on_ready(message.readable, message.writable)
+
+    def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
+        reactor.current().forget(self.myAddress)
+        self.on_exit()

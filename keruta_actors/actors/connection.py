@@ -6,6 +6,11 @@ the supervisor (`LinkLost`) and does nothing more: the supervisor retires it
 and, following the reconnect policy, starts a fresh one, to which the batcher
 hands every batch still unconfirmed. Keeping one connection per actor means a
 reconnect always starts from a clean state.
+
+Connecting blocks (DNS, TCP, TLS, the handshake), so it runs on a worker
+thread and reports back as `WorkDone`; after that the link is non-blocking:
+the actor watches its socket for reading, and for writing while framed
+bytes wait (adapters/websocket_link.py).
 """
 
 from __future__ import annotations
@@ -13,9 +18,8 @@ from __future__ import annotations
 import json
 import time
 
-from thespian.actors import ActorExitRequest, ThespianWatch, WatchMessage
-
 from keruta_actors.actors.base import KerutaActor
+from keruta_actors.adapters import reactor
 from keruta_actors.adapters.process_memory import release_memory
 from keruta_actors.adapters.websocket_link import WebSocketLink
 from keruta_actors.endpoints import credentials_from, websocket_endpoint
@@ -27,15 +31,16 @@ from keruta_actors.messages import (
     LinkLost,
     LinkUp,
     RelieveMemory,
+    WorkDone,
 )
 from keruta_actors.policy.ordering import InOrder
 from keruta_actors.policy.receipts import Receipts, encode_batch
 from keruta_actors.records import LogMessageEncoder
 
 # Confirmations gather this long before they go to the batcher as one
-# message: a message costs ~1 ms at each end, and a busy link confirms
-# thousands of batches a second.
+# message: a busy link confirms thousands of batches a second.
 ACK_LINGER = 0.005
+
 
 class Connection(KerutaActor):
     def __init__(self, *args, **kwargs) -> None:
@@ -46,13 +51,6 @@ class Connection(KerutaActor):
         self.confirmed: list[int] = []
         self.confirm_due: float | None = None
         self.in_order: InOrder[Batches] = InOrder()
-
-    def receiveMessage(self, message, sender):
-        super().receiveMessage(message, sender)
-        # Thespian watches only the descriptors named in the latest return value.
-        if self.connected and not self.lost:
-            return ThespianWatch([self.link.fileno])
-        return None
 
     def receiveMsg_Configure(self, message: Configure, sender) -> None:
         if self.link is not None:
@@ -71,13 +69,22 @@ class Connection(KerutaActor):
             ca_file=websocket.security.cert_path,
             allow_clear_text=message.settings.auth.allow_clear_text_credentials,
         )
-        try:
-            self.link.connect()
-        except LinkError as error:
-            self._lose(str(error), error.fatal, error.unserved)
+        worker = reactor.Worker(reactor.current(), self.myAddress, "keruta-websocket-connect")
+        worker.submit("connect", self.link.connect)
+        worker.stop()
+
+    def receiveMsg_WorkDone(self, message: WorkDone, sender) -> None:
+        if self.lost or self.connected:
+            return
+        if isinstance(message.result, LinkError):
+            self._lose(str(message.result), message.result.fatal, message.result.unserved)
+            return
+        if isinstance(message.result, Exception):
+            self._lose(f"cannot connect to {self.link.url}: {message.result}")
             return
         self.connected = True
-        self.send(message.supervisor, LinkUp(message.generation, ()))
+        self.send(self.configured.supervisor, LinkUp(self.configured.generation, ()))
+        self._flush()  # the auth frame
         self.heartbeat_due = time.monotonic() + self.heartbeat
         self.wake_at(self.heartbeat_due)
 
@@ -93,19 +100,30 @@ class Connection(KerutaActor):
             self._send_batches(batches)
 
     def _send_batches(self, message: Batches) -> None:
+        for batch_id, batch in message.batches:
+            for frame in encode_batch(batch_id, batch, self.encoder, self.receipts.batch_frames):
+                self.link.send_text(frame)
+        ping = self.receipts.sent(tuple(batch_id for batch_id, _ in message.batches), time.monotonic())
+        if ping is not None:
+            self.link.ping(ping.marker)
+        self._flush()
+
+    def on_ready(self, readable: tuple[int, ...], writable: tuple[int, ...]) -> None:
+        if self.lost or not self.connected:
+            return
+        if writable:
+            self._flush()
+        if readable and not self.lost:
+            self._handle_events()
+
+    def _flush(self) -> None:
+        """Write what waits; watch for writability while some is left."""
         try:
-            for batch_id, batch in message.batches:
-                for frame in encode_batch(batch_id, batch, self.encoder, self.receipts.batch_frames):
-                    self.link.send_text(frame)
-            ping = self.receipts.sent(tuple(batch_id for batch_id, _ in message.batches), time.monotonic())
-            if ping is not None:
-                self.link.ping(ping.marker)
+            left = self.link.flush()
         except LinkError as error:
             self._lose(str(error))
-
-    def receiveMsg_WatchMessage(self, message: WatchMessage, sender) -> None:
-        if not self.lost:
-            self._handle_events()
+            return
+        self.watch(readable=(self.link.fileno,), writable=(self.link.fileno,) if left else ())
 
     def on_tick(self, now: float) -> None:
         if self.lost:
@@ -122,18 +140,15 @@ class Connection(KerutaActor):
         if oldest is not None and now - oldest > self.heartbeat:
             self._lose(f"no pong from the server for {now - oldest:.0f}s")
             return
-        try:
-            self.link.ping(self.receipts.ping(now).marker)
-        except LinkError as error:
-            self._lose(str(error))
-            return
+        self.link.ping(self.receipts.ping(now).marker)
+        self._flush()
         self.heartbeat_due = now + self.heartbeat
 
     def receiveMsg_RelieveMemory(self, message: RelieveMemory, sender) -> None:
         release_memory()
 
-    def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
-        if self.connected:
+    def on_exit(self) -> None:
+        if self.connected and not self.lost:
             self.link.close()
 
     def _handle_events(self) -> None:
@@ -148,6 +163,8 @@ class Connection(KerutaActor):
                 self._lose(event.data)
                 return
         self._confirm(confirmed)
+        if self.link.pending:
+            self._flush()  # pongs to the server's pings
 
     def _server_frame(self, text: str) -> tuple[int, ...]:
         """Act on one frame from the server; returns the batches it confirms."""
@@ -188,6 +205,7 @@ class Connection(KerutaActor):
             return
         self._send_confirmations()  # what the server stored need not be sent again
         self.lost = True
+        self.watch()
         if self.connected:
             self.link.close()
         self.send(self.configured.supervisor, LinkLost(self.configured.generation, problem, fatal, unserved))

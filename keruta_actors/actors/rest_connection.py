@@ -7,9 +7,9 @@ batches in order, many records to a request on the batch endpoint, or one per
 request where the server has none. When and whether to send, and what every
 answer means, is `policy.rest_delivery.RestPolicy`'s decision.
 
-Requests block this actor, never the pipeline (each actor is a process). A
-pump sends for at most `PUMP_SLICE` and then lets queued messages in, so an
-exit request or new batches wait at most that long plus one request.
+Requests block, so they run on this actor's worker thread, one at a time
+and in order; each answer comes back as `WorkDone` and decides the next
+step. The agent's loop never waits on the server.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import random
 import time
 from collections import deque
 
-from thespian.actors import ActorExitRequest
-
 from keruta_actors.actors.base import KerutaActor
+from keruta_actors.adapters import reactor
 from keruta_actors.adapters.process_memory import release_memory
 from keruta_actors.adapters.rest_client import RestClient
 from keruta_actors.errors import LinkError
@@ -31,11 +30,13 @@ from keruta_actors.messages import (
     LinkLost,
     LinkUp,
     RelieveMemory,
+    WorkDone,
 )
 from keruta_actors.policy.ordering import InOrder
 from keruta_actors.policy.rest_delivery import (
     Fail,
     OneByOne,
+    Outcome,
     Reject,
     RestPolicy,
     Split,
@@ -47,8 +48,6 @@ from keruta_actors.records import LogMessageEncoder, RecordBlock
 # Records and bytes one request may carry on the batch endpoint.
 MAX_REQUEST_RECORDS = 1000
 MAX_REQUEST_BYTES = 1 << 20
-# How long one pump may send before it lets other messages in.
-PUMP_SLICE = 0.1
 
 
 class RestConnection(KerutaActor):
@@ -63,6 +62,7 @@ class RestConnection(KerutaActor):
         self.done: list[int] = []  # batches done with, not yet reported
         self.rejected: dict[int, int] = {}  # batch id -> records refused
         self.in_order: InOrder[Batches] = InOrder()
+        self.posting = False  # a request is with the worker
 
     def receiveMsg_Configure(self, message: Configure, sender) -> None:
         if self.client is not None or self.lost:
@@ -84,6 +84,7 @@ class RestConnection(KerutaActor):
         except LinkError as error:
             self._lose(str(error), error.fatal)
             return
+        self.worker = reactor.Worker(reactor.current(), self.myAddress, "keruta-rest")
         # REST has no handshake: whether the API answers shows with the first request.
         self.send(message.supervisor, LinkUp(message.generation, ()))
 
@@ -101,31 +102,44 @@ class RestConnection(KerutaActor):
     def receiveMsg_RelieveMemory(self, message: RelieveMemory, sender) -> None:
         release_memory()
 
-    def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
+    def on_exit(self) -> None:
         if self.client is not None:
-            self.client.close()
+            self.worker.submit("close", self.client.close)  # after the request under way
+            self.worker.stop()
 
     # -- sending ---------------------------------------------------------------------
 
     def _pump(self) -> None:
-        slice_ends = time.monotonic() + PUMP_SLICE
-        while self.queue and not self.lost:
-            now = time.monotonic()
-            ready_at = self.policy.ready_at(now)
-            if ready_at > now or now >= slice_ends:
-                self.wake_at(max(ready_at, now))
-                break
-            self._post(now)
-        self._report_done()
-
-    def _post(self, now: float) -> None:
+        """Hand the worker the next request, if one may go now."""
+        if self.posting or self.lost or not self.queue:
+            return
+        now = time.monotonic()
+        ready_at = self.policy.ready_at(now)
+        if ready_at > now:
+            self.wake_at(ready_at)
+            return
         if not self.request:
             self.request = self._next_request()
         self.policy.sent(now)
+        client, request = self.client, self.request
         if self.policy.batch_endpoint:
-            outcome = self.client.post_batch(self.request)
+            self.worker.submit("post", lambda: client.post_batch(request))
         else:
-            outcome = self.client.post_one(self.request[0])
+            self.worker.submit("post", lambda: client.post_one(request[0]))
+        self.posting = True
+
+    def receiveMsg_WorkDone(self, message: WorkDone, sender) -> None:
+        if message.tag != "post" or not self.posting:
+            return
+        self.posting = False
+        if not self.lost:
+            self._answered(message.result)
+            self._report_done()
+            self._pump()
+
+    def _answered(self, outcome: Outcome | Exception) -> None:
+        if isinstance(outcome, Exception):  # the client returns outcomes; anything else is a bug
+            outcome = Outcome(None, f"the request failed: {outcome!r}")
         decision = self.policy.answered(outcome, len(self.request), time.monotonic(), time.time())
         if isinstance(decision, Stored):
             if decision.no_batch_endpoint:
@@ -189,6 +203,4 @@ class RestConnection(KerutaActor):
     def _lose(self, problem: str, fatal: bool) -> None:
         self.lost = True
         self._report_done()
-        if self.client is not None:
-            self.client.close()
         self.send(self.configured.supervisor, LinkLost(self.configured.generation, problem, fatal))

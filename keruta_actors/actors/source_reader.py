@@ -3,9 +3,8 @@ source's bytes, into records.
 
 Every source is a stream with its own line numbering and id namespace: the
 child's stdout and stderr, the agent's stdin (`--source stdin`) and tailed
-files (`--source file:PATH`). Pipes are read when Thespian reports them
-readable (ThespianWatch, which works on the multiprocTCPBase only); files are
-polled on the tick. The child's output is also echoed to the agent's own
+files (`--source file:PATH`). Pipes are read when the reactor reports them
+readable; files are polled on the tick. The child's output is also echoed to the agent's own
 stdout/stderr, so `kubectl logs` still shows the script.
 
 While the next stage is congested nothing is read, and while the outbox
@@ -26,15 +25,12 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from thespian.actors import ThespianWatch, WatchMessage
-
 from keruta_actors.actors.stage import Stage
 from keruta_actors.adapters.child_process import ChildProcess
 from keruta_actors.adapters.inputs import Pipe, TailedFile, agent_stdin, offsets_file
 from keruta_actors.errors import ChildStartError
 from keruta_actors.messages import (
     ChildFailedToStart,
-    ChildStarted,
     Configure,
     Delivered,
     InputEnded,
@@ -81,14 +77,19 @@ class SourceReader(Stage):
         self.started = False
         self.finished = False
         self.stop_requested = False
+        self.watched: tuple[int, ...] = ()
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
         # Not reading while held back is the backpressure; not reading while
         # the outbox lingers lets the pipes gather lines for one read.
         if self.finished or self.holding_back() or self.outbox.lingering_until():
-            return ThespianWatch([])
-        return ThespianWatch([s.source.fd for s in self.streams if not s.ended and not s.source.polled])
+            fds: tuple[int, ...] = ()
+        else:
+            fds = tuple(s.source.fd for s in self.streams if not s.ended and not s.source.polled)
+        if fds != self.watched:
+            self.watched = fds
+            self.watch(readable=fds)
 
     def on_configure(self, message: Configure) -> None:
         if self.started:
@@ -106,12 +107,12 @@ class SourceReader(Stage):
         self.last_heard = time.monotonic()  # the last read that found data
         self.wake_at(time.monotonic() + POLL_INTERVAL)
 
-    def receiveMsg_WatchMessage(self, message: WatchMessage, sender) -> None:
+    def on_ready(self, readable: tuple[int, ...], writable: tuple[int, ...]) -> None:
         if self.finished:
             return
         now = time.monotonic()
         by_fd = {stream.source.fd: stream for stream in self.streams if not stream.source.polled}
-        for fd in message.ready:
+        for fd in readable:
             if fd in by_fd:
                 self._read(by_fd[fd], now)
         self._finish_if_done(now)
@@ -144,7 +145,7 @@ class SourceReader(Stage):
         else:
             self.stop_requested = True  # no child: the signal ends the input
 
-    def receiveMsg_ActorExitRequest(self, message, sender) -> None:
+    def on_exit(self) -> None:
         # The agent is shutting down early: no orphaned script may outlive it.
         if self.child is not None and self.child.exit_code() is None:
             self.child.kill()
@@ -171,7 +172,6 @@ class SourceReader(Stage):
             if plan.script_path
             else {"command": self.masker.mask_text(shlex.join(plan.command))}
         )
-        self.send(self.configured.supervisor, ChildStarted(self.child.pid))
         shared = {"processId": self.child.pid, **self.base_metadata, **origin}
         for pipe in self.child.pipes:
             self.streams.append(self._stream(pipe, pipe.key, plan.run_id, shared, echo_fd=ECHO_FD[pipe.key]))
@@ -180,7 +180,7 @@ class SourceReader(Stage):
     def _add_stream(self, spec: str, plan, state_dir: str) -> None:
         agent = {"processId": plan.cli_pid, **self.base_metadata}
         if spec == "stdin":
-            stream = self._stream(agent_stdin(plan.cli_pid), "stdout", f"{plan.run_id}.stdin", {**agent, "stream": "stdin"})
+            stream = self._stream(agent_stdin(), "stdout", f"{plan.run_id}.stdin", {**agent, "stream": "stdin"})
         else:
             path = os.path.abspath(spec[len("file:") :])
             tailed = TailedFile(path, offsets_file(state_dir, plan.task_id))

@@ -18,7 +18,6 @@ exited, or when `logStreaming.drainTimeout` passes first; the CLI then hears
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections import Counter
@@ -36,7 +35,6 @@ from keruta_actors.adapters.process_memory import measure, release_memory
 from keruta_actors.messages import (
     AgentFinished,
     ChildFailedToStart,
-    ChildStarted,
     Chunk,
     Configure,
     Delivered,
@@ -92,7 +90,6 @@ class Supervisor(KerutaActor):
         self.link_generation = 0
         self.links: dict[str, tuple[int, object]] = {}  # kind -> (generation, actor address)
         self.drain_deadline: float | None = None
-        self.script_pids: list[int] = []
         self.memory = MemoryPolicy(message.settings.log_streaming.performance.memory_limit_mb * MIB)
         self.memory_due = time.monotonic() + MEMORY_INTERVAL
         self.wake_at(self.memory_due)
@@ -152,9 +149,6 @@ class Supervisor(KerutaActor):
     def receiveMsg_ChildFailedToStart(self, message: ChildFailedToStart, sender) -> None:
         self._finish(message.exit_code, message.problem)
 
-    def receiveMsg_ChildStarted(self, message: ChildStarted, sender) -> None:
-        self.script_pids.append(message.pid)
-
     def receiveMsg_QueryMemory(self, message: QueryMemory, sender) -> None:
         self.send(sender, MemoryMeasured(self.memory.last if self.started is not None else None))
 
@@ -195,10 +189,8 @@ class Supervisor(KerutaActor):
     # -- helpers -------------------------------------------------------------------
 
     def _watch_memory(self) -> None:
-        """Measure the whole agent; near the limit, have every stage give
-        memory back. The admin is this actor's parent (see process_memory)."""
-        limit = self.memory.limit_bytes
-        reading = measure(self.started.plan.cli_pid, os.getppid(), self.script_pids, limit)
+        """Measure the agent; near the limit, have every stage give memory back."""
+        reading = measure(self.memory.limit_bytes)
         decision = self.memory.observe(reading)
         if isinstance(decision, Steady):
             return

@@ -1,15 +1,17 @@
-"""Server-to-client WebSocket frames (RFC 6455 §5.2), from bytes, without I/O.
+"""WebSocket frames (RFC 6455 §5.2) without I/O: client frames to bytes, and
+server frames from bytes.
 
-The connection actor reads whatever the socket holds in one call when
-Thespian reports it readable, and feeds it here; complete messages come out.
-Bytes in, messages out, so any split of the stream gives the same messages
+The connection reads whatever the socket holds in one call when the reactor
+reports it readable, and feeds it here; complete messages come out. Bytes
+in, messages out, so any split of the stream gives the same messages
 (tests/unit/test_frames.py holds it to that).
 
-websocket-client still makes the connection (handshake, TLS) and frames what
-we send; reading is done here because its reader asks the socket for the
-exact bytes it needs next (two for a header, then the rest), which is
-several system calls for every small ack, and it offers no way to refuse an
-oversized frame before reading it whole.
+websocket-client still makes the connection (handshake, TLS); framing is
+done here because the socket is non-blocking once connected (a hung server
+must never stall the agent's one loop), because its reader asks the socket
+for the exact bytes it needs next (several system calls for every small
+ack) and cannot refuse an oversized frame before reading it whole, and
+because its masking copies every frame into arrays first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,28 @@ import struct
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CONTROL = frozenset({CLOSE, PING, PONG})
 DATA = frozenset({TEXT, BINARY})
+
+
+def client_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
+    """One final, masked client frame; `mask` is 4 random bytes (§5.3)."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+    return header + mask + apply_mask(payload, mask)
+
+
+def apply_mask(data: bytes, mask: bytes) -> bytes:
+    """`data` XOR the repeated 4-byte `mask`: one big-integer XOR, in C,
+    instead of a Python loop over the bytes."""
+    length = len(data)
+    if not length:
+        return b""
+    key = (mask * (length // 4 + 1))[:length]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")
 
 
 class FrameError(Exception):

@@ -1,7 +1,7 @@
 """The byte sources the reader reads: pipes (the child's stdout and stderr,
 the agent's stdin) and tailed files.
 
-A pipe has a descriptor Thespian can watch; a regular file is always
+A pipe has a descriptor the reactor can watch; a regular file is always
 "readable" to select, so files are polled on the reader's tick instead.
 Every source answers `read()` with the bytes it holds now, b"" when it has
 nothing yet, or None once it has ended.
@@ -49,14 +49,10 @@ class Pipe:
             self._on_close(self.fd)
 
 
-def agent_stdin(cli_pid: int) -> Pipe:
-    """The agent's own stdin, for `--source stdin`.
-
-    Thespian's actor processes have /dev/null on descriptor 0, and it closes
-    every other inherited descriptor, so the reader opens the CLI process's
-    stdin anew through /proc (Linux, which is where the agent runs).
-    """
-    return Pipe(os.open(f"/proc/{cli_pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK), "stdin")
+def agent_stdin() -> Pipe:
+    """The agent's own stdin, for `--source stdin`: a descriptor of its own,
+    so that closing it at the end leaves descriptor 0 in place."""
+    return Pipe(os.dup(0), "stdin")
 
 
 class TailedFile:

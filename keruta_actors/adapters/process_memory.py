@@ -1,27 +1,14 @@
 """Measuring the agent's memory, and giving some back (SPEC §7, §8).
 
-The agent is several processes: the CLI that started it, Thespian's admin,
-Thespian's logger, and one process per actor. The user's script is a child
-of the source-reader actor and is not part of the agent, nor is anything it
-starts. Thespian's admin detaches from the CLI, so the CLI's descendants are
-not the agent; what holds after start-up is
-
-    agent = {cli} ∪ {admin and its descendants} − {each script and its descendants}
-
-where the admin is the supervisor actor's parent (`os.getppid()` there):
-the logger and the supervisor are the admin's children, every other actor
-is the supervisor's child.
-
-Processes come and go while being measured (a restarted connection actor,
-a script that exits); one that vanishes, turns zombie or refuses access is
-skipped or measured more coarsely, never an error.
+The agent is one process: every actor runs in it (adapters/reactor.py), and
+its worker threads share its memory. The user's script is its child and is
+not part of the agent.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-from collections import defaultdict
 from typing import Iterable
 
 import psutil
@@ -29,35 +16,6 @@ import psutil
 from keruta_actors.policy.memory import MemoryReading
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess)
-
-
-def agent_processes(cli_pid: int, admin_pid: int, exclude_pids: Iterable[int]) -> list[psutil.Process]:
-    """The live processes of the agent: the CLI (if still alive), the admin
-    and its descendants, without the subtree below any of `exclude_pids`.
-
-    One pass over the process table gives every parent link, and the admin's
-    tree is walked from it, stopping at an excluded pid; so a process the
-    script starts between two readings is never counted, and an excluded pid
-    that has exited costs nothing. Zombies are left out: they hold no memory.
-    """
-    excluded = set(exclude_pids)
-    children: dict[int, list[psutil.Process]] = defaultdict(list)
-    by_pid: dict[int, psutil.Process] = {}
-    for process in psutil.process_iter(["ppid", "status"]):
-        if process.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        by_pid[process.pid] = process
-        if process.info["ppid"] is not None and process.pid != process.info["ppid"]:
-            children[process.info["ppid"]].append(process)
-    found: dict[int, psutil.Process] = {}
-    if cli_pid in by_pid:
-        found[cli_pid] = by_pid[cli_pid]
-    pending = [by_pid[admin_pid]] if admin_pid in by_pid and admin_pid not in excluded else []
-    while pending:
-        process = pending.pop()
-        found.setdefault(process.pid, process)
-        pending.extend(child for child in children.get(process.pid, ()) if child.pid not in excluded)
-    return list(found.values())
 
 
 def memory_of(processes: Iterable[psutil.Process]) -> tuple[int, int]:
@@ -79,9 +37,9 @@ def memory_of(processes: Iterable[psutil.Process]) -> tuple[int, int]:
     return total, measured
 
 
-def measure(cli_pid: int, admin_pid: int, exclude_pids: Iterable[int], limit_bytes: int) -> MemoryReading:
-    """The whole agent's memory now, against `limit_bytes`."""
-    pss, processes = memory_of(agent_processes(cli_pid, admin_pid, exclude_pids))
+def measure(limit_bytes: int) -> MemoryReading:
+    """The agent's memory now, against `limit_bytes`."""
+    pss, processes = memory_of([psutil.Process()])
     return MemoryReading(pss_bytes=pss, processes=processes, limit_bytes=limit_bytes)
 
 

@@ -1,11 +1,14 @@
-"""One WebSocket connection to the keruta API.
+"""One WebSocket connection to the keruta API, non-blocking once open.
 
 websocket-client makes the connection (handshake, TLS, credentials in the
-handshake) and frames what we send. Reading needs no thread: the connection
-actor asks Thespian to watch `fileno` (ThespianWatch), and when it is
-readable calls `receive`, which takes whatever the socket holds in one go and
-turns it into events through `FrameReader`. Pings from the server are
-answered here, in order with everything else on the link.
+handshake) in `connect`, which blocks and so runs on a worker thread. From
+then on the socket is non-blocking and driven by the agent's reactor: what
+is sent is framed here (adapters/frames.py) into an outgoing buffer that
+`flush` writes as far as the socket takes it (the connection watches for
+writability while something is left), and `receive` takes whatever the
+socket holds in one go and turns it into events through `FrameReader`. A
+hung server therefore fills a buffer; it never blocks the agent. Pings from
+the server are answered here, in order with everything else on the link.
 
 Library exceptions are turned into `LinkError` here, at the boundary.
 """
@@ -13,7 +16,7 @@ Library exceptions are turned into `LinkError` here, at the boundary.
 from __future__ import annotations
 
 import json
-import select
+import os
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,6 +30,7 @@ from keruta_actors.adapters.frames import (
     TEXT,
     FrameError,
     FrameReader,
+    client_frame,
 )
 from keruta_actors.endpoints import Credentials, clear_text_refusal
 from keruta_actors.errors import LinkError
@@ -69,14 +73,20 @@ class WebSocketLink:
         self.allow_clear_text = allow_clear_text
         self._socket: websocket.WebSocket | None = None
         self._frames = FrameReader(MAX_SERVER_MESSAGE)
+        self._out = bytearray()  # framed, not yet taken by the socket
 
     @property
     def fileno(self) -> int:
-        """Readable when the server has said something."""
         return self._socket.sock.fileno()
 
+    @property
+    def pending(self) -> int:
+        """Bytes framed and not yet written."""
+        return len(self._out)
+
     def connect(self) -> None:
-        """Open the connection and authenticate; raise LinkError on failure."""
+        """Open the connection and authenticate; raise LinkError on failure.
+        Blocks (DNS, TCP, TLS, the handshake): call it off the reactor."""
         refusal = clear_text_refusal(self.url, self.credentials is not None, self.allow_clear_text)
         if refusal:
             raise LinkError(refusal, fatal=True)
@@ -88,22 +98,32 @@ class WebSocketLink:
                 sslopt=self._ssl_options(),
                 skip_utf8_validation=True,
             )
+            self._socket.sock.setblocking(False)
         except Exception as error:  # noqa: BLE001 - translated at the boundary
             raise LinkError.from_exception(error, f"cannot connect to {self.url}") from None
         if self.credentials is not None and self.credentials.kind == "bearer":
             self.send_text(json.dumps({"type": "auth", "token": self.credentials.secret}))
 
     def send_text(self, text: str) -> None:
-        try:
-            self._socket.send(text)
-        except Exception as error:  # noqa: BLE001
-            raise LinkError.from_exception(error, "send failed") from None
+        """Frame `text` for sending; `flush` writes it."""
+        self._out += client_frame(TEXT, text.encode("utf-8"), os.urandom(4))
 
     def ping(self, payload: str) -> None:
+        self._out += client_frame(PING, payload.encode("utf-8"), os.urandom(4))
+
+    def flush(self) -> bool:
+        """Write what the socket takes now; True while some is left (watch
+        for writability). Raises LinkError when the connection is broken."""
+        sock = self._socket.sock
         try:
-            self._socket.ping(payload)
-        except Exception as error:  # noqa: BLE001
-            raise LinkError.from_exception(error, "ping failed") from None
+            while self._out:
+                sent = sock.send(self._out)
+                del self._out[:sent]
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            pass
+        except OSError as error:
+            raise LinkError(f"send failed: {describe(error)}") from None
+        return bool(self._out)
 
     def receive(self) -> list[Event]:
         """Everything the server said that has arrived, in order; never blocks
@@ -122,7 +142,7 @@ class WebSocketLink:
             elif opcode == PONG:
                 events.append(Event("pong", payload.decode("utf-8", "replace")))
             elif opcode == PING:
-                self._socket.pong(payload)
+                self._out += client_frame(PONG, payload, os.urandom(4))
             elif opcode == CLOSE:
                 return events + [Event("closed", f"the server closed the connection{close_reason(payload)}")]
         if ended:
@@ -130,37 +150,39 @@ class WebSocketLink:
         return events
 
     def close(self) -> None:
-        if self._socket is not None:
-            try:
-                self._socket.close(timeout=1)
-            except Exception:  # noqa: BLE001 - closing a broken link is best effort
-                pass
+        """Say goodbye if the socket takes it at once, and close; never blocks."""
+        if self._socket is None or self._socket.sock is None:
+            return
+        self._out += client_frame(CLOSE, (1000).to_bytes(2, "big"), os.urandom(4))
+        try:
+            self.flush()
+        except LinkError:
+            pass  # closing a broken link is best effort
+        self._socket.sock.close()
 
     def _read_available(self) -> tuple[bytes, bool]:
-        """What the socket holds now, and whether the peer has hung up. Reads
-        only while data is there: a socket with a timeout ignores MSG_DONTWAIT."""
+        """What the socket holds now, and whether the peer has hung up."""
         sock = self._socket.sock
         chunks = []
-        # TLS may hold decrypted bytes that the descriptor no longer shows
-        while (isinstance(sock, ssl.SSLSocket) and sock.pending()) or select.select([sock], [], [], 0)[0]:
+        while True:
             try:
                 data = sock.recv(READ_SIZE)
-            except ssl.SSLWantReadError:  # only part of a TLS record is here yet
-                break
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return b"".join(chunks), False
             if not data:
                 return b"".join(chunks), True
             chunks.append(data)
-        return b"".join(chunks), False
 
     def _ssl_options(self) -> dict:
+        """TLS trust from our configuration alone: an explicit context, so
+        that websocket-client does not reach for WEBSOCKET_CLIENT_CA_BUNDLE."""
         if urlsplit(self.url).scheme != "wss":
             return {}
+        context = ssl.create_default_context(cafile=self.ca_file or None)
         if not self.verify_cert:
-            return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
-        options = {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}
-        if self.ca_file:
-            options["ca_certs"] = self.ca_file
-        return options
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return {"context": context}
 
 
 def describe(error: BaseException) -> str:

@@ -1,10 +1,10 @@
 """One pending wakeup per actor.
 
-Thespian wakeups cannot be cancelled, and each pending one makes the next
-`wakeupAfter` dearer (240 µs each with 1,000 pending), so an actor keeps a
-single slot: it asks for a wakeup only when it needs one sooner than the one
-already pending, and every wakeup carries the generation it was asked for
-under. A wakeup whose generation is not the slot's current one is stale.
+A wakeup cannot be cancelled (Thespian's never could; the reactor keeps the
+same rule), so an actor keeps a single slot: it asks for a wakeup only when
+it needs one sooner than the one already pending, and every wakeup carries
+the generation it was asked for under. A wakeup whose generation is not the
+slot's current one is stale.
 """
 
 from __future__ import annotations

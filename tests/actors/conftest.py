@@ -1,8 +1,10 @@
-"""Single actors under Thespian's in-process base, with probes for neighbours.
+"""Single actors under Thespian's in-process base, the agent's own, with
+probes for neighbours.
 
 simpleSystemBase runs every actor in this process and delivers messages by
-reference (pickling is tested in tests/unit/test_messages.py); timers fire
-only while the test waits in `ask` or `listen`.
+reference; the actors' timers, descriptors and worker threads are served by
+the reactor (adapters/reactor.py), so they fire only while a test runs it:
+`run_for(seconds)` or a `wait_until`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 import pytest
 from thespian.actors import ActorSystem, ActorTypeDispatcher
 
+from keruta_actors.adapters.reactor import Reactor, current
 from keruta_actors.config import load_settings
 from keruta_actors.messages import RunPlan
 from keruta_actors.records import RecordBlock
@@ -40,8 +43,32 @@ class Probe(ActorTypeDispatcher):
 @pytest.fixture
 def system():
     actor_system = ActorSystem("simpleSystemBase", transientUnique=True)
+    loop = Reactor(actor_system).install()
     yield actor_system
     actor_system.shutdown()
+    loop.close()
+
+
+@pytest.fixture
+def run_for(system):
+    """Run the reactor for `seconds`: timers fire, workers report back."""
+    return lambda seconds: current().run_until(lambda: False, seconds)
+
+
+@pytest.fixture
+def wait_until(system):
+    """Run the reactor until `condition()` returns something true; returns it."""
+
+    def wait(condition, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = condition()
+            if found:
+                return found
+            current().run_once(0.02)
+        raise AssertionError(f"still not so after {timeout}s")
+
+    return wait
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_batches_go_to_the_connection_and_acks_drain_the_run(system, probe, seen
 
 
 @pytest.mark.timeout(10)
-def test_without_a_connection_records_wait_and_nothing_spins(system, probe, seen, plan, make_settings, lines):
+def test_without_a_connection_records_wait_and_nothing_spins(system, probe, seen, plan, make_settings, lines, run_for):
     batcher, _, upstream = start(system, probe, plan, make_settings, **{"logStreaming.flushInterval": "10ms"})
     connection = probe()
     system.tell(upstream, ("send", batcher, Chunk(1, lines(1, 2))))
@@ -42,7 +42,7 @@ def test_without_a_connection_records_wait_and_nothing_spins(system, probe, seen
     # with no connection to flush to would wake itself forever and this
     # test would never get past the next line.
     time.sleep(0.05)
-    system.listen(0.1)
+    run_for(0.1)
     system.tell(batcher, UseConnection(connection))
     (sent,) = seen(connection, Batches)
     assert [list(batch.line_numbers) for _, batch in sent.batches] == [[1, 2]]

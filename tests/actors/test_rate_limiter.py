@@ -27,14 +27,14 @@ def test_drop_mode_passes_the_burst_and_counts_the_rest(system, probe, seen, pla
     assert counts == Counter(rate_limited=15)
 
 
-def test_delay_mode_holds_records_back_without_dropping(system, probe, seen, plan, make_settings, lines):
+def test_delay_mode_holds_records_back_without_dropping(system, probe, seen, plan, make_settings, lines, run_for):
     supervisor, downstream, upstream = probe(), probe(), probe()
     stage = system.createActor(RateLimiter)
     settings = make_settings(**{"logStreaming.performance.rateLimitPerSecond": 5})
     system.tell(stage, Configure(settings, plan, supervisor=supervisor, downstream=downstream))
     system.tell(upstream, ("send", stage, Chunk(1, lines(1, 8), final=True)))
     assert received(seen(downstream, Chunk))[0] == [1, 2, 3, 4, 5]
-    system.listen(1.0)  # the limiter's wakeup fires while the system waits
+    run_for(1.0)  # the limiter's wakeup fires while the reactor runs
     numbers, counts = received(seen(downstream, Chunk))
     assert numbers == list(range(1, 9)) and not counts
     assert seen(downstream, Chunk)[-1].final

@@ -31,22 +31,6 @@ def connect(system, probe, plan, make_settings, api):
 
 
 @pytest.fixture
-def wait_until(system):
-    """Wait, letting timers fire, until `condition()` returns something true; returns it."""
-
-    def wait(condition, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = condition()
-            if found:
-                return found
-            system.listen(0.02)
-        raise AssertionError(f"still not so after {timeout}s")
-
-    return wait
-
-
-@pytest.fixture
 def wait_for(seen, wait_until):
     """Wait until `probe` has been sent a `kind`; returns what it was sent."""
     return lambda probe, kind, timeout=10.0: wait_until(lambda: seen(probe, kind), timeout)
@@ -114,14 +98,15 @@ def test_a_500_from_the_batch_endpoint_sends_the_same_records_one_by_one(system,
     assert seen(supervisor, LinkLost) == []
 
 
-def test_refused_credentials_are_reported_once_and_never_retried(system, connect, seen, wait_for, lines, scripted_api):
+def test_refused_credentials_are_reported_once_and_never_retried(system, connect, seen, wait_for, lines, scripted_api,
+                                                                 run_for):
     scripted_api.answer(401, times=100)
     connection, supervisor, _ = connect()
     system.tell(connection, Batches(1, ((1, lines(1, 5)),)))
     (lost,) = wait_for(supervisor, LinkLost)
     assert lost.fatal and "HTTP 401" in lost.problem
     system.tell(connection, Batches(2, ((2, lines(6, 5)),)))
-    system.listen(0.3)
+    run_for(0.3)
     assert len(scripted_api.posts()) == 1 and len(seen(supervisor, LinkLost)) == 1
 
 

@@ -1,5 +1,7 @@
-"""Every message type survives pickle: on multiprocTCPBase an unpicklable
-message is dropped without a word."""
+"""Every message type survives pickle. The actors share one process and
+pass messages by reference, but messages stay plain data: frozen, and fit
+to cross a process boundary should one ever be needed (on Thespian's
+multiprocess bases an unpicklable message is dropped without a word)."""
 
 from __future__ import annotations
 
@@ -33,13 +35,14 @@ EXAMPLES = {
     messages.InputEnded: messages.InputEnded(0, 5),
     messages.ChildFailedToStart: messages.ChildFailedToStart("command not found: x", 127),
     messages.LinkUp: messages.LinkUp(1, ("batch",)),
-    messages.LinkLost: messages.LinkLost(1, "refused", False),
+    messages.LinkLost: messages.LinkLost(1, "refused", False, unserved=True),
     messages.UseConnection: messages.UseConnection(None),
     messages.Drained: messages.Drained(5),
     messages.ReportDelivery: messages.ReportDelivery(),
     messages.DeliveryReport: messages.DeliveryReport(5, 0, {}),
     messages.Tick: messages.Tick(2, "tick"),
-    messages.ChildStarted: messages.ChildStarted(4321),
+    messages.FdsReady: messages.FdsReady((3, 4), (5,)),
+    messages.WorkDone: messages.WorkDone("post", ("an outcome", 201)),
     messages.Delivered: messages.Delivered((("run1", 10), ("task.file-1a2b", 3))),
     messages.RelieveMemory: messages.RelieveMemory(),
     messages.QueryMemory: messages.QueryMemory(),
