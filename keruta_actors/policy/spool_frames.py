@@ -127,6 +127,9 @@ class MetadataCodec:
 def encode_records(block: RecordBlock, codec: MetadataCodec) -> tuple[list, int]:
     """(buffers to write in order, their total size) for a non-empty block of
     one stream. The arrays go out as they are: no copy, no per-record work."""
+    count = len(block)
+    if not count == len(block.line_numbers) == len(block.timestamps) == len(block.levels):
+        raise ValueError(f"{block!r} has columns of different lengths")  # its frame could not be read back
     namespace = block.run_id.encode("utf-8", "surrogatepass")
     metadata = codec.encode(block.shared, block.extras)
     text = block.text.encode("utf-8", "surrogatepass")
@@ -134,7 +137,7 @@ def encode_records(block: RecordBlock, codec: MetadataCodec) -> tuple[list, int]
     payload_crc = 0
     for part in payload:
         payload_crc = _crc(part, payload_crc)
-    fields = (RECORDS_MAGIC, block.sources[0], 0, len(namespace), len(block), block.line_numbers[0],
+    fields = (RECORDS_MAGIC, block.sources[0], 0, len(namespace), count, block.line_numbers[0],
               block.line_numbers[-1], len(metadata), len(text), payload_crc)
     head = _RECORDS.pack(*fields, 0)
     head = _RECORDS.pack(*fields, _crc(head[:40]))

@@ -124,3 +124,9 @@ def test_status_adds_up_frames_per_stream():
     tally.add(out, 3, 100, 5)
     tally.add(out, 5, 120, 8)
     assert tally.result() == (StreamStatus(err, 0, 0, 0, 2, 0), StreamStatus(out, 8, 220, 5, 12, 4))
+
+
+def test_a_block_with_uneven_columns_is_refused_not_written_unreadable():
+    uneven = RecordBlock.of_lines("ns", "stdout", 1, 0.0, ["INFO"] * 3, [("a", None), ("b", None)], SHARED)
+    with pytest.raises(ValueError, match="different lengths"):
+        encode_records(uneven, MetadataCodec())
