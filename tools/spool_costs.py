@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
-from policy_costs import SHARED, lines  # tools/ is on sys.path when run as a script
+from policy_costs import REPEATS, SHARED, lines, ns_per_line  # tools/ is on sys.path when run as a script
 
 from keruta_actors.adapters.spool import Spool
 from keruta_actors.config import SpoolSettings
 from keruta_actors.records import RecordBlock
 
-REPEATS = 5
 TOTAL_LINES = 200_000
 SETTINGS = SpoolSettings(max_size=1 << 40, segment_size=16 << 20, fsync="never", fsync_interval=1.0)
 
@@ -36,19 +34,10 @@ def chunks(size: int) -> list[RecordBlock]:
     ]
 
 
-def best_of(run) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.process_time()
-        run()
-        best = min(best, time.process_time() - start)
-    return best / TOTAL_LINES * 1e9
-
-
 def costs(base: str, size: int) -> tuple[float, float, float]:
     """ns/line: append, replay (less the open), open (checking every frame)."""
     blocks = chunks(size)
-    runs = iter(range(REPEATS * 2))
+    runs = iter(range(REPEATS))
 
     def append() -> None:
         with Spool.open(base, f"append-{next(runs)}", SETTINGS) as spool:
@@ -59,9 +48,9 @@ def costs(base: str, size: int) -> tuple[float, float, float]:
         with Spool.open(base, "append-0", SETTINGS) as spool:
             assert sum(len(block) for block, _ in spool.blocks()) == TOTAL_LINES
 
-    appended = best_of(append)
-    replayed = best_of(replay)
-    opened = best_of(lambda: Spool.open(base, "append-1", SETTINGS).close())
+    appended = ns_per_line(append, TOTAL_LINES)
+    replayed = ns_per_line(replay, TOTAL_LINES)
+    opened = ns_per_line(lambda: Spool.open(base, "append-1", SETTINGS).close(), TOTAL_LINES)
     return appended, replayed - opened, opened
 
 

@@ -321,7 +321,9 @@ class Spool:
         self._high[stream] = max(line_number, self._high.get(stream, 0))
         self._marks_size += len(mark)
         self._wrote()
-        doomed = deletable(self._lasts(), self._watermarks, self._active and self._active.number)
+        # A full spool lets its active segment go too, or a cap of one segment would never clear.
+        keep = None if self.full or self._active is None else self._active.number
+        doomed = deletable(self._lasts(), self._watermarks, keep)
         if doomed or self._marks_size > MARKS_FOLD_SIZE:
             try:
                 self._save_watermarks()
@@ -338,6 +340,8 @@ class Spool:
         """Only once the watermarks that allow it are durable: otherwise a
         machine crash could leave a stream numbered again from a lower line."""
         for number in numbers:
+            if self._active is not None and number == self._active.number:
+                self._retire_active()
             segment = self._segments.pop(number)
             self.size -= segment.size
             try:

@@ -60,7 +60,7 @@ class FsyncPolicy:
 def deletable(segments: Mapping[int, Mapping[Stream, int]], watermarks: Mapping[Stream, int],
               active: int | None) -> list[int]:
     """Segments (by number; each maps its streams to their last lineNumber
-    in it) whose every record is confirmed. The active segment stays."""
+    in it) whose every record is confirmed, except the `active` one."""
     return [
         number
         for number, lasts in segments.items()
@@ -82,7 +82,7 @@ class StreamStatus:
     records: int  # not yet confirmed
     bytes: int  # of the frames holding them
     first: int  # lowest lineNumber not yet confirmed (0: none)
-    last: int  # highest lineNumber ever appended
+    last: int  # highest lineNumber spooled or confirmed
     watermark: int
 
 

@@ -197,6 +197,17 @@ def test_full_at_the_cap(tmp_path):
         assert not spool.full
 
 
+def test_a_cap_of_one_segment_clears_once_everything_is_confirmed(tmp_path):
+    settings = SpoolSettings(max_size=2048, segment_size=2048, fsync="never", fsync_interval=1.0)
+    with Spool.open(str(tmp_path), "t", settings) as spool:
+        spool.append(lines("ns", 1, 100))
+        assert spool.full
+        spool.confirm("ns", "stdout", 100)
+        assert not spool.full and spool.size == 0
+        spool.append(lines("ns", 101, 1))
+        assert replayed(spool) == ["ns-stdout-101"]
+
+
 def test_interval_fsync_runs_from_the_timer_not_on_append(tmp_path, monkeypatch):
     synced = []
     real = os.fdatasync
