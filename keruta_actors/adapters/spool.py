@@ -2,13 +2,9 @@
 the agent holds it, and stays until the server confirms it. It is also the
 overflow: what does not fit in memory is read back from here.
 
-One spool per task, `{stateDir}/{task}.spool/` (0700; every file 0600):
-
-    lock           flock'ed by the agent using the spool (the kernel drops it when the agent dies)
-    spool.json     {"version": 1, "runId": R, "watermarks": [[namespace, source, line], ...]},
-                   replaced atomically
-    marks.log      mark frames (confirmations) since spool.json was written
-    00000001.seg   records frames, in append order (frame layout: policy/spool_frames.py)
+One spool per task, in `{stateDir}/{task}.spool/`, files 0600 in a 0700
+directory (layout and recovery: `spool_files.py`; frames:
+`policy/spool_frames.py`; decisions: `policy/spool.py`).
 
 The interface:
 
@@ -43,32 +39,25 @@ the path; after it, what was appended before is still there.
 
 from __future__ import annotations
 
-import json
 import logging
-import mmap
 import os
-import re
-import uuid
 from dataclasses import dataclass
-from fcntl import LOCK_EX, LOCK_NB, flock
 from typing import Iterator
 
-from keruta_actors.adapters.state_files import fsync_dir, open_private, private_dir, task_file_name, \
-    write_all, write_atomically
+from keruta_actors.adapters.spool_files import MARKS, DamageReport, Recovered, Segment, lock, recover, report, \
+    save_state, segment_frames
+from keruta_actors.adapters.state_files import fsync_dir, open_private, private_dir, task_file_name, write_all
 from keruta_actors.errors import SpoolError
 from keruta_actors.policy.spool import FsyncPolicy, Limits, StatusTally, StreamStatus, deletable, \
     unconfirmed_start
-from keruta_actors.policy.spool_frames import HEADER_SIZE, Damage, Header, MetadataCodec, Stream, \
-    decode_records, encode_mark, encode_records, parse_header, scan_marks, scan_records, stream_of
+from keruta_actors.policy.spool_frames import HEADER_SIZE, Header, MetadataCodec, Stream, decode_records, \
+    encode_mark, encode_records, stream_of
 from keruta_actors.records import SOURCES, RecordBlock
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT, MARKS, LOCK = "spool.json", "marks.log", "lock"
-SEGMENT_NAME = re.compile(r"(\d{8})\.seg")
 # Fold marks.log into spool.json beyond this size: keeps restarts quick.
 MARKS_FOLD_SIZE = 1 << 20
-READ_AHEAD = 1 << 16
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -82,54 +71,33 @@ class Position:
 START = Position(0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class DamageReport:
-    """Bytes of a spool file that held no valid frame, skipped and removed."""
-
-    path: str
-    offset: int
-    size: int
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.size} damaged bytes at offset {self.offset}"
-
-
-class _Segment:
-    __slots__ = ("number", "path", "size", "lasts")
-
-    def __init__(self, number: int, path: str, size: int = 0, lasts: dict | None = None) -> None:
-        self.number = number
-        self.path = path
-        self.size = size
-        self.lasts: dict[Stream, int] = lasts or {}  # stream -> its last lineNumber here
-
-
 class Spool:
-    def __init__(self, directory: str, settings, lock_fd: int) -> None:
+    """One task's spool, used from one thread (see the module's docstring).
+    `settings` is a `config.SpoolSettings`."""
+
+    def __init__(self, directory: str, settings, lock_fd: int, recovered: Recovered) -> None:
         self.directory = directory
+        self.run_id = recovered.run_id
+        self.damage = list(recovered.damage)
         self._limits = Limits(settings.max_size, settings.segment_size)
         self._fsync = FsyncPolicy(settings.fsync, settings.fsync_interval)
         self._lock_fd = lock_fd
         self._codec = MetadataCodec()
-        self.damage: list[DamageReport] = []
-        self._reported: set[DamageReport] = set()
-        self._marks_path = os.path.join(directory, MARKS)
-        self.run_id, self._watermarks = self._load_state()
-        self._save_watermarks()
-        os.close(open_private(self._marks_path, os.O_WRONLY | os.O_TRUNC))  # folded into spool.json
-        _remove_leftovers(directory)
-        self._segments = self._load_segments()
+        self._reported = set(self.damage)
+        self._watermarks = recovered.watermarks
+        self._segments: dict[int, Segment] = recovered.segments
         self._high = dict(self._watermarks)  # stream -> highest lineNumber spooled or confirmed
         for segment in self._segments.values():
             for stream, last in segment.lasts.items():
                 self._high[stream] = max(last, self._high.get(stream, 0))
         self.size = sum(segment.size for segment in self._segments.values())
-        self._active: _Segment | None = None
+        self._active: Segment | None = None
         self._active_fd = -1
         self._unsynced: list[int] = []  # retired segments' descriptors, for the next sync
         self._dirty = self._dir_dirty = False
         self._clean_since = float("-inf")
         self._delete(deletable(self._lasts(), self._watermarks, None))
+        self._marks_path = os.path.join(directory, MARKS)
         self._marks_fd = open_private(self._marks_path, os.O_WRONLY | os.O_APPEND)  # last: nothing to undo
         self._marks_size = 0
 
@@ -141,8 +109,8 @@ class Spool:
         try:
             private_dir(state_dir)
             private_dir(directory)
-            lock_fd = _lock(directory)
-            return cls(directory, settings, lock_fd)
+            lock_fd = lock(directory)
+            return cls(directory, settings, lock_fd, recover(directory))
         except OSError as error:
             if lock_fd >= 0:
                 os.close(lock_fd)
@@ -190,20 +158,19 @@ class Spool:
     def would_exceed(self, more: int) -> bool:
         return self._limits.would_exceed(self.size, more)
 
-    def _segment_for(self, size: int) -> _Segment:
+    def _segment_for(self, size: int) -> Segment:
         if self._active is None or self._limits.rotate(self._active.size, size):
             self._start_segment()
         return self._active
 
     def _start_segment(self) -> None:
         self._retire_active()
-        number = self._next_number()
-        path = os.path.join(self.directory, f"{number:08d}.seg")
+        segment = Segment(self.directory, self._next_number())
         try:
-            self._active_fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_EXCL)
+            self._active_fd = open_private(segment.path, os.O_WRONLY | os.O_APPEND | os.O_EXCL)
         except OSError as error:
-            raise SpoolError.from_os_error(error, "create", path) from None
-        self._active = self._segments[number] = _Segment(number, path)
+            raise SpoolError.from_os_error(error, "create", segment.path) from None
+        self._active = self._segments[segment.number] = segment
         self._dir_dirty = True
 
     def _next_number(self) -> int:
@@ -218,7 +185,7 @@ class Spool:
             os.close(self._active_fd)
         self._active, self._active_fd = None, -1
 
-    def _write(self, segment: _Segment, parts: list, size: int) -> None:
+    def _write(self, segment: Segment, parts: list, size: int) -> None:
         try:
             written = os.writev(self._active_fd, parts)
             if written < size:  # only near a limit; the rest then fails or fits
@@ -230,7 +197,7 @@ class Spool:
         self.size += size
         self._wrote()
 
-    def _roll_back(self, segment: _Segment) -> None:
+    def _roll_back(self, segment: Segment) -> None:
         """Cut a half-written frame off, and write the next one elsewhere:
         if the cut fails, the next open finds the torn frame and drops it."""
         try:
@@ -279,29 +246,9 @@ class Spool:
             if number is None:
                 return
             offset = start.offset if number == start.segment else 0
-            yield from self._segment_frames(self._segments[number], offset)
+            for at, header, frame in segment_frames(self._segments[number], offset, self._report):
+                yield number, at, header, frame
             number += 1
-
-    def _segment_frames(self, segment: _Segment, offset: int) -> Iterator[tuple[int, int, Header, memoryview]]:
-        """Frames from `offset` to the segment's end, read ahead in large
-        pieces (a frame is often small)."""
-        fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            base, buffer = offset, b""
-            while offset < segment.size:
-                if offset + HEADER_SIZE > base + len(buffer):
-                    base, buffer = offset, os.pread(fd, READ_AHEAD, offset)
-                header = parse_header(buffer[offset - base : offset - base + HEADER_SIZE])
-                if header is None:  # changed under us since it was written or checked
-                    self._report(DamageReport(segment.path, offset, segment.size - offset))
-                    return
-                end = offset + header.frame_size
-                if end > base + len(buffer):
-                    base, buffer = offset, os.pread(fd, max(READ_AHEAD, header.frame_size), offset)
-                yield segment.number, offset, header, memoryview(buffer)[offset - base : end - base]
-                offset = end
-        finally:
-            os.close(fd)
 
     # --- confirming and deleting ---------------------------------------------------
 
@@ -326,7 +273,7 @@ class Spool:
         doomed = deletable(self._lasts(), self._watermarks, keep)
         if doomed or self._marks_size > MARKS_FOLD_SIZE:
             try:
-                self._save_watermarks()
+                save_state(self.directory, self.run_id, self._watermarks)
                 os.ftruncate(self._marks_fd, 0)
             except OSError as error:
                 raise SpoolError.from_os_error(error, "write", error.filename or self._marks_path) from None
@@ -413,103 +360,9 @@ class Spool:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # --- opening ---------------------------------------------------------------------
-
-    def _load_state(self) -> tuple[str, dict[Stream, int]]:
-        """The run id and the watermarks: spool.json's, raised by marks.log's."""
-        path = os.path.join(self.directory, SNAPSHOT)
-        run_id, watermarks = "", {}
-        try:
-            with open(path, encoding="utf-8") as file:
-                run_id, watermarks = _parse_snapshot(json.load(file))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            log.warning("spool: %s is unreadable (%s); confirmed records may be sent again", path, error)
-        try:
-            with open(self._marks_path, "rb") as file:
-                marks, damage = scan_marks(file.read())
-        except FileNotFoundError:
-            marks, damage = {}, []
-        self._report_file(self._marks_path, damage)
-        for stream, line_number in marks.items():
-            watermarks[stream] = max(line_number, watermarks.get(stream, 0))
-        return run_id or uuid.uuid4().hex[:12], watermarks
-
-    def _save_watermarks(self) -> None:
-        """spool.json with every watermark; marks.log may then be emptied."""
-        marks = sorted([stream.namespace, stream.source, line] for stream, line in self._watermarks.items())
-        state = {"version": 1, "runId": self.run_id, "watermarks": marks}
-        write_atomically(os.path.join(self.directory, SNAPSHOT), json.dumps(state).encode())
-
-    def _load_segments(self) -> dict[int, _Segment]:
-        segments = {}
-        for name in sorted(os.listdir(self.directory)):
-            match = SEGMENT_NAME.fullmatch(name)
-            if match:
-                segment = self._load_segment(int(match.group(1)), os.path.join(self.directory, name))
-                if segment is not None:
-                    segments[segment.number] = segment
-        return segments
-
-    def _load_segment(self, number: int, path: str) -> _Segment | None:
-        """The segment's frames, checked; damage reported and removed."""
-        with open(path, "rb") as file:
-            if os.fstat(file.fileno()).st_size == 0:
-                os.unlink(path)
-                return None
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                frames, damage = scan_records(data)
-                if damage:
-                    self._report_file(path, damage)
-                    _repair(path, data, frames, damage)
-        segment = _Segment(number, path, sum(frame.header.frame_size for frame in frames))
-        for frame in frames:
-            segment.lasts[frame.stream] = frame.header.last
-        return segment if frames else None
-
-    def _report_file(self, path: str, damage: list[Damage]) -> None:
-        for stretch in damage:
-            self._report(DamageReport(path, stretch.offset, stretch.size))
-
-    def _report(self, report: DamageReport) -> None:
-        if report in self._reported:
-            return
-        self._reported.add(report)
-        self.damage.append(report)
-        log.warning("spool: skipped %s (a torn write or corruption); the records in them are lost", report)
-
-
-def _lock(directory: str) -> int:
-    fd = open_private(os.path.join(directory, LOCK), os.O_RDWR)
-    try:
-        flock(fd, LOCK_EX | LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SpoolError(f"spool: {directory} is in use by another agent", directory) from None
-    return fd
-
-
-def _remove_leftovers(directory: str) -> None:
-    """Temporary files of a rewrite that a crash cut short."""
-    for name in os.listdir(directory):
-        if name.endswith(".tmp"):
-            os.unlink(os.path.join(directory, name))
-
-
-def _parse_snapshot(state: dict) -> tuple[str, dict[Stream, int]]:
-    if state.get("version") != 1:
-        raise ValueError(f"unknown version {state.get('version')!r}")
-    watermarks = {Stream(str(namespace), str(source)): int(line) for namespace, source, line in state["watermarks"]}
-    return str(state["runId"]), watermarks
-
-
-def _repair(path: str, data, frames: list, damage: list[Damage]) -> None:
-    """Leave only the valid frames: cut a damaged tail off, or rewrite the
-    file around damage in the middle; a file with no valid frame goes."""
-    if not frames:
-        os.unlink(path)
-    elif len(damage) == 1 and damage[0].offset + damage[0].size == len(data):
-        os.truncate(path, damage[0].offset)
-    else:
-        write_atomically(path, b"".join(data[f.offset : f.offset + f.header.frame_size] for f in frames))
+    def _report(self, damage: DamageReport) -> None:
+        """Damage met while running (the disk changed under us): once each."""
+        if damage not in self._reported:
+            self._reported.add(damage)
+            self.damage.append(damage)
+            report(damage)
