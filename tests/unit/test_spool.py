@@ -4,6 +4,7 @@ damage, locking, and disk errors made real in a subprocess."""
 import errno
 import logging
 import os
+import pickle
 import shutil
 import signal
 import stat
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 import pytest
 
@@ -224,6 +224,13 @@ def test_interval_fsync_runs_from_the_timer_not_on_append(tmp_path, monkeypatch)
     with Spool.open(str(tmp_path), "u", always) as spool:
         spool.append(lines("ns", 1, 10))
         assert synced
+
+
+def test_spool_errors_name_the_cause_and_pickle():
+    error = SpoolError.from_os_error(OSError(errno.EROFS, "Read-only file system"), "write", "/s/00000001.seg")
+    assert str(error) == "spool: cannot write /s/00000001.seg: read-only file system"
+    again = pickle.loads(pickle.dumps(error))
+    assert (str(again), again.path, again.errno) == (str(error), "/s/00000001.seg", errno.EROFS)
 
 
 # --- a killed agent and disk errors, in subprocesses ------------------------------
