@@ -217,37 +217,40 @@ class Spool:
         """Every unconfirmed record from `start` on, frame by frame in append
         order (so in lineNumber order per stream), with the position after
         each frame: iterate again from there to go on later."""
-        for number, offset, header, payload, watermark in self._pending(start):
-            block = self._decode(number, offset, header, payload)
+        for segment, offset, header, payload, watermark in self._pending(start):
+            block = self._decode(segment, offset, header, payload)
             if block is None:
                 continue
             if header.first <= watermark:
                 block = block.span(unconfirmed_start(block.line_numbers, watermark), len(block))
-            yield block, Position(number, offset + header.frame_size)
+            yield block, Position(segment.number, offset + header.frame_size)
 
-    def _pending(self, start: Position) -> Iterator[tuple[int, int, Header, memoryview, int]]:
+    def _pending(self, start: Position) -> Iterator[tuple[Segment, int, Header, memoryview, int]]:
         """Frames holding an unconfirmed record, with their stream's watermark."""
-        for number, offset, header, frame in self._frames(start):
+        for segment, offset, header, frame in self._frames(start):
             payload = frame[HEADER_SIZE:]
             watermark = self._watermarks.get(stream_of(header, payload), 0)
             if header.last > watermark:
-                yield number, offset, header, payload, watermark
+                yield segment, offset, header, payload, watermark
 
-    def _decode(self, number: int, offset: int, header: Header, payload: memoryview) -> RecordBlock | None:
+    def _decode(self, segment: Segment, offset: int, header: Header, payload: memoryview) -> RecordBlock | None:
         block = decode_records(header, payload, self._codec)
         if block is None:
-            self._report(DamageReport(self._segments[number].path, offset, header.frame_size))
+            self._report(DamageReport(segment.path, offset, header.frame_size))
         return block
 
-    def _frames(self, start: Position) -> Iterator[tuple[int, int, Header, memoryview]]:
+    def _frames(self, start: Position) -> Iterator[tuple[Segment, int, Header, memoryview]]:
+        """Segments may come and go between two frames: each next one is
+        looked up afresh."""
         number = start.segment
         while True:
             number = min((n for n in self._segments if n >= number), default=None)
             if number is None:
                 return
+            segment = self._segments[number]
             offset = start.offset if number == start.segment else 0
-            for at, header, frame in segment_frames(self._segments[number], offset, self._report):
-                yield number, at, header, frame
+            for at, header, frame in segment_frames(segment, offset, self._report):
+                yield segment, at, header, frame
             number += 1
 
     # --- confirming and deleting ---------------------------------------------------
@@ -330,10 +333,10 @@ class Spool:
         """Per stream: unconfirmed records, their frames' bytes, the first
         unconfirmed and last spooled lineNumber, the watermark."""
         tally = StatusTally(self._watermarks, self._high)
-        for number, offset, header, payload, watermark in self._pending(START):
+        for segment, offset, header, payload, watermark in self._pending(START):
             records, first = header.count, header.first
             if first <= watermark:  # only this frame's line numbers say how many are left
-                block = self._decode(number, offset, header, payload)
+                block = self._decode(segment, offset, header, payload)
                 if block is None:
                     continue
                 skipped = unconfirmed_start(block.line_numbers, watermark)

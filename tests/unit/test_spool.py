@@ -165,6 +165,20 @@ def test_damage_in_the_middle_loses_only_its_frame(tmp_path):
         assert spool.damage == [] and len(replayed(spool)) == 20
 
 
+def test_damage_met_while_running_is_reported_once_and_skipped(tmp_path):
+    with Spool.open(str(tmp_path), "t", SMALL) as spool:
+        spool.append(lines("ns", 1, 10))
+        spool.append(lines("ns", 11, 10))
+        path = os.path.join(spool.directory, segments(spool)[0])
+        with open(path, "r+b") as file:
+            file.seek(-5, os.SEEK_END)
+            byte = file.read(1)
+            file.seek(-5, os.SEEK_END)
+            file.write(bytes([byte[0] ^ 0xFF]))
+        assert replayed(spool) == replayed(spool) == [f"ns-stdout-{n}" for n in range(1, 11)]
+        assert [report.path for report in spool.damage] == [path]
+
+
 def test_a_spool_is_used_by_one_agent_at_a_time(tmp_path):
     with Spool.open(str(tmp_path), "t", SMALL):
         with pytest.raises(SpoolError, match="in use by another agent"):
