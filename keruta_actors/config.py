@@ -342,6 +342,14 @@ class Filters:
 
 
 @dataclass(frozen=True, slots=True)
+class SpoolSettings:
+    max_size: int = _setting(_size)
+    segment_size: int = _setting(_size)
+    fsync: str = _setting(_choice("never", "interval", "always"))
+    fsync_interval: float = _setting(_duration(positive=True))
+
+
+@dataclass(frozen=True, slots=True)
 class LogStreaming:
     enabled: bool = _setting(_boolean)
     buffer_size: int = _setting(_integer(1))
@@ -355,6 +363,7 @@ class LogStreaming:
     state_dir: str = _setting(_text)
     performance: Performance
     filters: Filters
+    spool: SpoolSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -837,6 +846,10 @@ def _cross_problems(s: Settings) -> list[str]:
     if (s.logging.output == "file" or log_file.enabled) and not log_file.path.strip():
         problems.append("logging.file.path: required when logging.output is 'file' or "
                         "logging.file.enabled is true, got ''")
+    spool = s.log_streaming.spool
+    if spool.segment_size > spool.max_size:
+        problems.append(f"logStreaming.spool.segmentSize: {spool.segment_size} bytes is larger than "
+                        f"logStreaming.spool.maxSize ({spool.max_size} bytes)")
     names = [rule.name for rule in s.alerts]
     problems += [f"alerts: rule name {n!r} is used more than once" for n in sorted(set(names))
                  if names.count(n) > 1]

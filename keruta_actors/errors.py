@@ -6,6 +6,9 @@
     ├── ChildStartError     the command cannot be run: exit 127 or 126
     ├── ReceiverError       the reference receiver cannot listen or open its database
     │                       (defined in keruta_actors.receiver.app)
+    ├── SpoolError          the spool's disk refuses a write (full, read-only,
+    │                       permission, file size limit) or another agent holds it:
+    │                       the agent goes on with memory-only backpressure
     └── LinkError           a transport failed
           transient         worth retrying (refused, reset, timeout)
           unserved          the server answered, but serves no WebSocket there
@@ -19,6 +22,7 @@ an exception raised by a transport library.
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 
@@ -31,6 +35,35 @@ class ChildStartError(KerutaError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+# Why a spool write failed, in the words an operator searches for.
+_DISK_REASONS = {
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EFBIG: "file size limit reached",
+    errno.EIO: "input/output error",
+}
+
+
+class SpoolError(KerutaError):
+    """The spool cannot be used; the message is one line naming the path."""
+
+    def __init__(self, message: str, path: str = "", error_number: int = 0) -> None:
+        super().__init__(message, path, error_number)  # args kept whole, so it pickles
+        self.path = path
+        self.errno = error_number
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    @classmethod
+    def from_os_error(cls, error: OSError, action: str, path: str) -> "SpoolError":
+        reason = _DISK_REASONS.get(error.errno) or error.strerror or str(error)
+        return cls(f"spool: cannot {action} {path}: {reason}", path, error.errno or 0)
 
 
 # HTTP statuses in a refused WebSocket handshake that retrying cannot fix:

@@ -52,6 +52,7 @@ import stat as stat_module
 from dataclasses import dataclass, field
 from typing import Self
 
+from keruta_actors.adapters.state_files import private_dir, write_atomically
 from keruta_actors.policy.rotation import (
     HEAD_BYTES,
     FileStat,
@@ -448,28 +449,11 @@ def _read_state(state_path: str) -> dict:
 
 
 def _write_entry(state_path: str, key: str, entry: dict) -> None:
-    """Replace the entry for `key`, keeping the others: write a temp file,
-    fsync it, rename it over the old one, fsync the directory."""
-    directory = os.path.dirname(os.path.abspath(state_path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    """Replace the entry for `key`, keeping the others."""
+    private_dir(os.path.dirname(os.path.abspath(state_path)))
     try:
         state = _read_state(state_path)
     except (OSError, ValueError):
         state = {"version": STATE_VERSION, "sources": {}}
     state["sources"][key] = entry
-    temporary = f"{state_path}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(json.dumps(state, sort_keys=True).encode())
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, state_path)
-    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+    write_atomically(state_path, json.dumps(state, sort_keys=True).encode())

@@ -13,6 +13,7 @@ import os
 from collections import deque
 
 from keruta_actors.adapters.file_tail import FileTail
+from keruta_actors.adapters.state_files import private_dir, task_file_name
 
 # Bytes taken from a pipe per read: large enough that a busy child costs one
 # actor message per ~10,000 short lines, small enough to bound a chunk.
@@ -101,6 +102,4 @@ class TailedFile:
 
 def offsets_file(state_dir: str, task_id: str) -> str:
     """Where a task's tailed files keep their offsets: a 0700 directory."""
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    safe_task = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
-    return os.path.join(state_dir, f"{safe_task}.offsets.json")
+    return os.path.join(private_dir(state_dir), f"{task_file_name(task_id)}.offsets.json")

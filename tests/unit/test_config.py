@@ -60,6 +60,8 @@ def test_defaults_are_the_documented_ones():
     assert s.log_streaming.performance.rate_limit_per_task == 0
     assert s.log_streaming.performance.on_rate_limit == "delay"
     assert s.log_streaming.filters.exclude_patterns == (".*password.*", ".*secret.*", ".*token.*")
+    assert s.log_streaming.spool == config.SpoolSettings(
+        max_size=1024**3, segment_size=16 * 1024**2, fsync="interval", fsync_interval=1.0)
     assert s.websocket.url == "ws://localhost:8080/ws/tasks"
     assert (s.websocket.timeout, s.websocket.reconnect_interval, s.websocket.max_reconnect_attempts) == (30, 5, 10)
     assert s.websocket.security == config.Security(enable_ssl=False, verify_cert=True, cert_path="")
@@ -296,6 +298,12 @@ def test_problems_follow_the_order_of_the_sources(tmp_path):
          "logStreaming.performance.onRateLimit: expected one of 'delay', 'drop', got 'block'"),
         ("logStreaming.filters.maxMessageLength", 0,
          "logStreaming.filters.maxMessageLength: expected an integer >= 1, got 0"),
+        ("logStreaming.spool.fsync", "sometimes",
+         "logStreaming.spool.fsync: expected one of 'never', 'interval', 'always', got 'sometimes'"),
+        ("logStreaming.spool.fsyncInterval", 0, "logStreaming.spool.fsyncInterval: expected a duration > 0 "
+         "such as '500ms', '1s', '5m', '2h', '30d' or a number of seconds, got 0"),
+        ("logStreaming.spool.maxSize", "0MB", "logStreaming.spool.maxSize: expected a size > 0 such as "
+         "'512KB', '100MB', '10GB' or a number of bytes, got '0MB'"),
         ("logStreaming.level", "LOUD",
          "logStreaming.level: expected one of 'DEBUG', 'INFO', 'WARN', 'ERROR', got 'LOUD'"),
         ("logStreaming.enabled", "maybe", "logStreaming.enabled: expected true or false, got 'maybe'"),
@@ -373,6 +381,15 @@ def test_settings_that_depend_on_each_other():
         "backup.storage.path: required for storage type 'local', got ''"]
     assert problems(debug={"enabled": True}, **{"monitoring.prometheus.port": 6060}) == [
         "debug.pprof.port: 6060 is also monitoring.prometheus.port; the two servers need different ports"]
+    assert problems(**{"logStreaming.spool.maxSize": "1MB", "logStreaming.spool.segmentSize": "2MB"}) == [
+        "logStreaming.spool.segmentSize: 2097152 bytes is larger than logStreaming.spool.maxSize (1048576 bytes)"]
+
+
+def test_spool_settings_from_a_file_and_the_environment(tmp_path):
+    conf = write(tmp_path, "c.yaml", "logStreaming:\n  spool: {maxSize: 2GB, fsync: always}\n")
+    s = load(conf, environ={"KERUTA_LOGSTREAMING__SPOOL__FSYNCINTERVAL": "250ms"})
+    assert s.log_streaming.spool == config.SpoolSettings(
+        max_size=2 * 1024**3, segment_size=16 * 1024**2, fsync="always", fsync_interval=0.25)
 
 
 def test_unknown_keys_everywhere_get_a_hint():
