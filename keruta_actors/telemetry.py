@@ -186,9 +186,8 @@ def _bounded(value: str, allowed: Sequence[str]) -> str:
 
 def count_read(m: Metrics, block: RecordBlock) -> None:
     """keruta_logs_total: the records of a chunk just read."""
-    for source in _sources_in(block):
-        levels = block.levels if len(block.sources) == block.sources.count(SOURCE_CODE[source]) else \
-            bytes(level for code, level in zip(block.sources, block.levels) if code == SOURCE_CODE[source])
+    for source, code in _sources_in(block):
+        levels = _of_source(block, code, block.levels)
         for rank, level in enumerate(LEVELS):
             if count := levels.count(rank):
                 m.logs.labels(source, level, m.task_id).inc(count)
@@ -199,10 +198,8 @@ def observe_delivered(m: Metrics, block: RecordBlock, confirmed_at: float) -> li
     `confirmed_at` (epoch seconds, as the block's timestamps). Returns the
     bucket counts over all sources, for signals.Latency.add."""
     totals = [0] * (len(LATENCY_BUCKETS) + 1)
-    for source in _sources_in(block):
-        code = SOURCE_CODE[source]
-        stamps = block.timestamps if len(block.sources) == block.sources.count(code) else \
-            [stamp for at, stamp in zip(block.sources, block.timestamps) if at == code]
+    for source, code in _sources_in(block):
+        stamps = _of_source(block, code, block.timestamps)
         counts = m.latency.observe(source, [confirmed_at - stamp for stamp in stamps])
         totals = [a + b for a, b in zip(totals, counts)]
     return totals
@@ -243,5 +240,13 @@ def set_alert(m: Metrics, rule: str, severity: str, firing: bool) -> None:
     m.alerts_firing.labels(rule, severity).set(1 if firing else 0)
 
 
-def _sources_in(block: RecordBlock) -> list[str]:
-    return [source for source in SOURCES if SOURCE_CODE[source] in block.sources]
+def _sources_in(block: RecordBlock) -> list[tuple[str, int]]:
+    return [(source, SOURCE_CODE[source]) for source in SOURCES if SOURCE_CODE[source] in block.sources]
+
+
+def _of_source(block: RecordBlock, code: int, column: Sequence) -> Sequence:
+    """One source's values of a column: most chunks hold a single source,
+    whose column is then taken whole rather than filtered record by record."""
+    if block.sources.count(code) == len(block.sources):
+        return column
+    return [value for at, value in zip(block.sources, column) if at == code]
