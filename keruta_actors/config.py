@@ -55,6 +55,8 @@ from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
 
 from keruta_actors.endpoints import clear_text_refusal, tls_forced
 from keruta_actors.errors import KerutaError
+from keruta_actors.policy.alerts import SEVERITIES
+from keruta_actors.policy.conditions import parse_condition
 from keruta_actors.units import parse_cron, parse_duration, parse_size
 
 DEFAULTS_FILE = Path(__file__).with_name("settings.toml")
@@ -301,18 +303,8 @@ def _cron(value: Any) -> str:
     return value.strip()
 
 
-# `signal op value`: value a number, a percentage, a duration or a quoted string.
-_CONDITION = re.compile(
-    r"\s*[A-Za-z_][A-Za-z0-9_.]*\s*(?:>=|<=|==|!=|>|<)\s*"
-    r"(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:%|ms|s|m|h|d)?|'[^']*'|\"[^\"]*\")\s*"
-)
-
-
 def _condition(value: Any) -> str:
-    if not isinstance(value, str) or not _CONDITION.fullmatch(value):
-        raise _expected(
-            "a condition 'signal op value' (op one of > >= < <= == !=; value a number, "
-            "80%, 1s or a quoted string)", value)
+    parse_condition(value)  # its ConditionError (a ValueError) says what is wrong and how to fix it
     return value.strip()
 
 
@@ -446,7 +438,14 @@ class AlertRule:
     name: str = _setting(_required_text)
     condition: str = _setting(_condition)
     duration: float = _setting(_duration())
-    severity: str = _setting(_choice("info", "warning", "critical"))
+    severity: str = _setting(_choice(*SEVERITIES))
+
+
+@dataclass(frozen=True, slots=True)
+class Alerting:
+    webhook_url: str = _setting(_url("http", "https", optional=True))  # Alertmanager; "" = none
+    timeout: float = _setting(_duration(positive=True))
+    evaluation_interval: float = _setting(_duration(positive=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +500,7 @@ class Settings:
     logging: Logging
     monitoring: Monitoring
     alerts: tuple[AlertRule, ...]
+    alerting: Alerting
     backup: Backup
     debug: Debug
 

@@ -102,3 +102,13 @@ def classify(error: BaseException) -> tuple[bool, str]:
     if isinstance(error, ValueError):  # websocket-client's answer to a malformed URL
         return True, str(error)
     return False, str(error) or type(error).__name__
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The socket-level error under requests' and urllib3's wrappers, which
+    `classify` knows (refused, unresolvable, certificate rejected)."""
+    while True:
+        inner = error.__cause__ or getattr(error, "reason", None) or error.__context__
+        if not isinstance(inner, BaseException):
+            return error
+        error = inner

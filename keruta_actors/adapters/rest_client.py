@@ -18,7 +18,7 @@ import requests
 import urllib3
 
 from keruta_actors.endpoints import Credentials, clear_text_refusal, credentials_from, task_endpoint
-from keruta_actors.errors import LinkError, classify
+from keruta_actors.errors import LinkError, classify, root_cause
 from keruta_actors.policy.rest_delivery import Outcome
 
 # Enough of an answer to find an error's code. A longer one is cut off (and
@@ -103,7 +103,7 @@ class RestClient:
             return Outcome(None, f"no answer from {url} within {self.timeout:g}s"), b""
         # The body is read through urllib3, whose errors requests does not wrap.
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
-            fatal, reason = classify(_root_cause(error))
+            fatal, reason = classify(root_cause(error))
             return Outcome(None, f"cannot reach {url}: {reason}", fatal=fatal), b""
 
 
@@ -115,12 +115,3 @@ def error_code(body: bytes) -> str:
         return ""
     return code[:64] if isinstance(code, str) else ""
 
-
-def _root_cause(error: BaseException) -> BaseException:
-    """The socket-level error under requests' and urllib3's wrappers, which
-    `classify` knows (refused, unresolvable, certificate rejected)."""
-    while True:
-        inner = error.__cause__ or getattr(error, "reason", None) or error.__context__
-        if not isinstance(inner, BaseException):
-            return error
-        error = inner

@@ -70,8 +70,13 @@ def test_defaults_are_the_documented_ones():
     assert s.auth == config.Auth(token="", api_key="", type="bearer", allow_clear_text_credentials=False)
     assert s.monitoring.bind_address == "127.0.0.1"
     assert s.logging.file.max_age == 30 * 86400 and s.logging.file.compress is False
-    assert [rule.name for rule in s.alerts] == [
-        "high_error_rate", "high_latency", "memory_usage_high", "websocket_disconnected"]
+    assert s.alerts == (
+        AlertRule("high_error_rate", "error_rate > 0.05", 300.0, "warning"),
+        AlertRule("high_latency", "latency > 1s", 120.0, "warning"),
+        AlertRule("memory_usage_high", "memory_usage > 80%", 60.0, "critical"),
+        AlertRule("websocket_disconnected", "websocket_status != 'connected'", 30.0, "critical"),
+    )
+    assert s.alerting == config.Alerting(webhook_url="", timeout=10.0, evaluation_interval=5.0)
     assert s.backup.enabled is False and s.backup.schedule == "0 2 * * *"
     assert s.backup.retention == config.Retention(days=30, max_size=10 * 1024**3)
     assert (s.backup.storage.type, s.backup.storage.bucket, s.backup.storage.region) == (
@@ -357,12 +362,30 @@ def test_bad_alert_conditions(condition):
 
 
 @pytest.mark.parametrize(
-    "condition", ["error_rate > 0.05", "latency>=1s", "memory_usage < 80%", "websocket_status == \"up\"",
-                  "queue.depth != -3", "x <= .5"],
+    "condition", ["error_rate > 0.05", "latency>=1s", "memory_usage < 80%", "websocket_status == \"retired\"",
+                  "spool_bytes != 512MB", "buffer_usage <= .5"],
 )
 def test_good_alert_conditions(condition):
     rule = {"name": "r", "condition": condition, "duration": "1m", "severity": "critical"}
     assert load(alerts=[rule]).alerts[0].condition == condition
+
+
+@pytest.mark.parametrize("condition, line", [
+    ("nosuch_signal > 1", "alerts[0].condition: unknown signal 'nosuch_signal' in 'nosuch_signal > 1' "
+     "(known signals: error_rate, latency, memory_usage, websocket_status, buffer_usage, spool_bytes)"),
+    ("latncy > 1s", "alerts[0].condition: unknown signal 'latncy' in 'latncy > 1s' (did you mean 'latency'?)"),
+    ("memory_usage > 80", "alerts[0].condition: memory_usage is a share from 0 to 1 in 'memory_usage > 80' "
+     "(did you mean '80%'?)"),
+])
+def test_alert_conditions_that_parse_but_cannot_be_evaluated(condition, line):
+    rule = {"name": "r", "condition": condition, "duration": "1m", "severity": "warning"}
+    assert problems(alerts=[rule]) == [line]
+
+
+def test_alerting_webhook_is_an_http_url_or_empty():
+    assert load(**{"alerting.webhookUrl": "http://127.0.0.1:9093/"}).alerting.webhook_url == "http://127.0.0.1:9093"
+    assert problems(**{"alerting.webhookUrl": "alertmanager:9093"}) == [
+        "alerting.webhookUrl: expected a http:// or https:// URL with a host and no query, got 'alertmanager:9093'"]
 
 
 def test_alert_rules_need_every_field_and_known_keys():
