@@ -30,19 +30,8 @@ _LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r"})
 def _json_item(row: Row) -> str:
     """A record as JSON; the stored metadata is already JSON text, so it is
     spliced in rather than decoded and encoded again."""
-    id_, task, timestamp, source, level, message, line_number, metadata = row
-    head = _encode(
-        {
-            "id": id_,
-            "taskId": task,
-            "timestamp": timestamp,
-            "source": source,
-            "level": level,
-            "message": message,
-            "lineNumber": line_number,
-        }
-    )
-    return f'{head[:-1]},"metadata":{metadata}}}'
+    head = _encode(queries.fields(row))
+    return f'{head[:-1]},"metadata":{row[7]}}}'
 
 
 def _json_rows(rows: list[Row], first: bool) -> str:

@@ -76,9 +76,9 @@ class LogReader:
         self._worker.shutdown()
 
 
-def as_record(row: Row) -> dict[str, Any]:
-    """A stored row as a LogMessage (without `type`)."""
-    id_, task, timestamp, source, level, message, line_number, metadata = row
+def fields(row: Row) -> dict[str, Any]:
+    """A stored row's LogMessage fields but `metadata`, in the API's order."""
+    id_, task, timestamp, source, level, message, line_number, _metadata = row
     return {
         "id": id_,
         "taskId": task,
@@ -87,8 +87,12 @@ def as_record(row: Row) -> dict[str, Any]:
         "level": level,
         "message": message,
         "lineNumber": line_number,
-        "metadata": json.loads(metadata),
     }
+
+
+def as_record(row: Row) -> dict[str, Any]:
+    """A stored row as a LogMessage (without `type`)."""
+    return fields(row) | {"metadata": json.loads(row[7])}
 
 
 def probe(conn: sqlite3.Connection) -> None:
