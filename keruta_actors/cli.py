@@ -19,6 +19,7 @@ import uuid
 from keruta_actors import __version__
 from keruta_actors.config import ConfigError, load_settings, masked_dict, validate_only
 from keruta_actors.messages import RunPlan
+from keruta_actors.units import parse_duration
 
 PROG = "keruta-actors"
 
@@ -64,7 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     receiver.add_argument("--host", default="127.0.0.1")
     receiver.add_argument("--port", type=int, default=8080)
     receiver.add_argument("--db", default="keruta-receiver.db", metavar="PATH")
-    receiver.add_argument("--token", default=None, help="require this token from agents")
+    receiver.add_argument("--token", default=None, help="require this token (bearer or X-API-Key) from every client")
+    receiver.add_argument(
+        "--retention", type=duration, default=None, metavar="DURATION", help="prune records older than this (e.g. 7d)"
+    )
+    receiver.add_argument(
+        "--read-limit", type=float, default=1000, metavar="N", help="REST reads per minute (0: no limit)"
+    )
     receiver.set_defaults(handler=cmd_receiver)
     return parser
 
@@ -209,11 +216,26 @@ def cmd_receiver(args: argparse.Namespace) -> int:
         print(f"{PROG}: the receiver needs its extra: pip install 'keruta-actors[receiver]' ({error})", file=sys.stderr)
         return 2
     try:
-        run_receiver(host=args.host, port=args.port, db_path=args.db, token=args.token)
+        run_receiver(
+            host=args.host,
+            port=args.port,
+            db_path=args.db,
+            token=args.token,
+            retention=args.retention,
+            reads_per_minute=args.read_limit,
+        )
     except ReceiverError as error:
         print(f"{PROG}: receiver: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def duration(text: str) -> float:
+    """An argparse type: `500ms`, `5m`, `7d` or seconds."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def usage_error(message: str) -> int:

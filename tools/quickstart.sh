@@ -34,4 +34,9 @@ for source, number, level, message in rows:
     print(f"  {source:<6} #{number:<3} {level:<5} {message}")
 PY
 echo "== the logs are in $db (SQLite, table 'logs'); the receiver's own log is $work/receiver.log"
+echo "== live viewer: http://127.0.0.1:$port/tasks/quickstart (all tasks: http://127.0.0.1:$port/)"
+if [ -t 0 ]; then
+    echo "== the receiver keeps running for the viewer; press Ctrl-C to stop it"
+    wait "$receiver" || true
+fi
 exit "$status"

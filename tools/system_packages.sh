@@ -3,7 +3,7 @@
 # Prometheus tooling). Run as root by .ci/run; on a developer machine it
 # installs only what is missing, and says what it would need otherwise.
 set -euo pipefail
-packages=(prometheus prometheus-alertmanager)
+packages=(prometheus prometheus-alertmanager chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

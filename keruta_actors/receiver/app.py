@@ -11,23 +11,41 @@ themselves have no such switches.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from keruta_actors.errors import KerutaError
+from keruta_actors.receiver.health import HealthEndpoint
+from keruta_actors.receiver.logs_delete import LogsDeleteEndpoint
+from keruta_actors.receiver.logs_export import LogsExportEndpoint
+from keruta_actors.receiver.logs_query import LogsQueryEndpoint
+from keruta_actors.receiver.logs_stats import LogsStatsEndpoint
 from keruta_actors.receiver.protocol import DEFAULT_CAPABILITIES
+from keruta_actors.receiver.queries import LogReader
+from keruta_actors.receiver.rest import API_PATH, guard
 from keruta_actors.receiver.rest_ingest import MAX_BODY, RestIngestEndpoint
 from keruta_actors.receiver.store import LogStore
+from keruta_actors.receiver.subscribers import Hub
+from keruta_actors.receiver.tasks_list import TasksListEndpoint
+from keruta_actors.receiver.viewer import add_viewer
 from keruta_actors.receiver.ws_ingest import IngestEndpoint
+from keruta_actors.records import rfc3339
 
 STORE = web.AppKey("store", LogStore)
+READER = web.AppKey("reader", LogReader)
 WS_PATH = "/ws/tasks"
-API_PATH = "/api/v1"
+READS_PER_MINUTE = 1000  # the API specification's limit for reading logs
+PRUNE_EVERY = 60.0  # seconds between retention passes
+
+log = logging.getLogger(__name__)
 
 
 class ReceiverError(KerutaError):
@@ -39,30 +57,61 @@ def build_app(
     token: str | None = None,
     capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
     middlewares: Sequence[Middleware] = (),
+    reads_per_minute: float = READS_PER_MINUTE,
+    retention: float | None = None,
 ) -> web.Application:
+    """`retention`: seconds after which records are pruned (None: kept)."""
     try:
         store = LogStore(db_path)
     except sqlite3.Error as exc:
         raise ReceiverError(f"cannot open database {db_path}: {exc}") from exc
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    reader = LogReader(db_path)
+    hub = Hub()
+    app = web.Application(middlewares=[*middlewares, guard(token, reads_per_minute)], client_max_size=MAX_BODY)
     app[STORE] = store
-    ingest = IngestEndpoint(store, token, capabilities)
+    app[READER] = reader
+    ingest = IngestEndpoint(store, hub, token, capabilities)
     app.router.add_get(WS_PATH + "/{taskId}", ingest.handle)
-    rest = RestIngestEndpoint(store, token)
-    app.router.add_post(API_PATH + "/tasks/{taskId}/logs", rest.post_log)
-    app.router.add_post(API_PATH + "/tasks/{taskId}/logs/batch", rest.post_batch)
-    app.router.add_get("/health", _health)
+    rest = RestIngestEndpoint(store, hub)
+    logs = API_PATH + "/tasks/{taskId}/logs"
+    app.router.add_post(logs, rest.post_log)
+    app.router.add_post(logs + "/batch", rest.post_batch)
+    app.router.add_get(logs, LogsQueryEndpoint(reader).get)
+    app.router.add_delete(logs, LogsDeleteEndpoint(store, reader).delete)
+    app.router.add_get(logs + "/stats", LogsStatsEndpoint(reader).get)
+    app.router.add_get(logs + "/export", LogsExportEndpoint(reader).get)
+    app.router.add_get(API_PATH + "/tasks", TasksListEndpoint(reader).get)
+    app.router.add_get("/health", HealthEndpoint(reader).get)
+    add_viewer(app.router)
+    if retention is not None:
+        app.cleanup_ctx.append(_pruning(store, retention))
     app.on_shutdown.append(ingest.close_all)
     app.on_cleanup.append(_close_store)
     return app
 
 
-async def _health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "UP"})
+def _pruning(store: LogStore, retention: float) -> Callable[[web.Application], Any]:
+    """Prunes records older than `retention` seconds now and every minute."""
+
+    async def prune_while_running(_app: web.Application) -> AsyncIterator[None]:
+        async def prune_forever() -> None:
+            while True:
+                try:
+                    store.prune(rfc3339(time.time() - retention))
+                except sqlite3.Error:
+                    log.exception("pruning old records failed")
+                await asyncio.sleep(PRUNE_EVERY)
+
+        pruning = asyncio.ensure_future(prune_forever())
+        yield
+        pruning.cancel()
+
+    return prune_while_running
 
 
 async def _close_store(app: web.Application) -> None:
     app[STORE].close()
+    app[READER].close()
 
 
 async def _serve(
@@ -91,6 +140,8 @@ def run_receiver(
     port: int = 8080,
     db_path: str = "keruta-receiver.db",
     token: str | None = None,
+    retention: float | None = None,
+    reads_per_minute: float = READS_PER_MINUTE,
 ) -> None:
     """Serve in the foreground until SIGINT or SIGTERM."""
 
@@ -103,13 +154,15 @@ def run_receiver(
             f" (db: {db_path})",
             flush=True,
         )
+        print(f"log viewer: http://{base}/", flush=True)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await _serve(build_app(db_path, token), host, port, announce, stop)
+        app = build_app(db_path, token, reads_per_minute=reads_per_minute, retention=retention)
+        await _serve(app, host, port, announce, stop)
 
     asyncio.run(main())
 
@@ -128,10 +181,12 @@ class ReceiverThread:
         token: str | None = None,
         capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
         middlewares: Sequence[Middleware] = (),
+        reads_per_minute: float = READS_PER_MINUTE,
+        retention: float | None = None,
     ) -> None:
         self.db_path = db_path
         self.port = 0
-        self._app = build_app(db_path, token, capabilities, middlewares)
+        self._app = build_app(db_path, token, capabilities, middlewares, reads_per_minute, retention)
         self.store = self._app[STORE]
         self._started = threading.Event()
         self._failure: BaseException | None = None
@@ -146,6 +201,10 @@ class ReceiverThread:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{API_PATH}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ReceiverThread:
         self._thread.start()

@@ -3,7 +3,11 @@
 The handler feeds an `IngestSession` what happened (the connection opened,
 a frame arrived, a ping arrived, the client went quiet) and carries out the
 actions it returns, in order: `Send` a JSON frame, `Store` records, send a
-`Pong`, `Close`.
+`Pong`, `Close`, `Subscribe` to the task's new records or `Unsubscribe`.
+
+The same socket serves agents and viewers: an agent sends records, a viewer
+sends `subscribe` (with the API's options `sources`, `levels`, `realtime`, and
+our `batch`) and gets `subscribed`, then the records as they are stored.
 
 The rule everything here keeps: nothing that shows the client progress (an
 ack, a pong, any reply) leaves before every record received ahead of it has
@@ -29,6 +33,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from keruta_actors.receiver.timestamps import canonical
 from keruta_actors.records import LEVELS, SOURCES
 
 DEFAULT_CAPABILITIES = ("batch", "ack")
@@ -61,7 +66,33 @@ class Close:
     code: int
 
 
-Action = Send | Store | Pong | Close
+@dataclass(frozen=True, slots=True)
+class Options:
+    """A subscription's options; empty tuples mean every source or level.
+    `batch` is ours, not the API's: records come in `logs` frames."""
+
+    sources: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    realtime: bool = True
+    batch: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sources": list(self.sources), "levels": list(self.levels), "realtime": self.realtime, "batch": self.batch}
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Start sending the task's new records (replacing any subscription)."""
+
+    options: Options
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    pass
+
+
+Action = Send | Store | Pong | Close | Subscribe | Unsubscribe
 
 
 def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -91,6 +122,8 @@ class IngestSession:
             "auth": self._frame_auth,
             "ping": self._frame_ping,
             "pong": self._frame_pong,
+            "subscribe": self._frame_subscribe,
+            "unsubscribe": self._frame_unsubscribe,
         }
         if self._announced("batch"):
             self._frames["logs"] = self._frame_logs
@@ -180,6 +213,18 @@ class IngestSession:
     def _frame_pong(self, _frame: dict[str, Any]) -> list[Action]:
         return []
 
+    def _frame_subscribe(self, frame: dict[str, Any]) -> list[Action]:
+        options, problem = subscription(frame, self.task_id)
+        if problem:
+            return self._invalid(problem)
+        reply = {"type": "subscribed", "taskId": self.task_id, "options": options.as_json()}
+        return [Send(reply), Subscribe(options)]  # the reply goes ahead of any record
+
+    def _frame_unsubscribe(self, frame: dict[str, Any]) -> list[Action]:
+        if frame.get("taskId", self.task_id) != self.task_id:
+            return self._invalid("'taskId' does not match the task in the URL")
+        return [Unsubscribe(), Send({"type": "unsubscribed", "taskId": self.task_id})]
+
     # --- helpers ---------------------------------------------------------------
 
     def _authenticate(self) -> list[Action]:
@@ -250,12 +295,17 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def record_problem(record: Any, task_id: str) -> str:
-    """Why `record` is not a LogMessage for `task_id`, or "" if it is."""
+    """Why `record` is not a LogMessage for `task_id`, or "" if it is. A
+    good record's timestamp is put in the stored form (timestamps.py)."""
     if type(record) is not dict:
         return "a log record must be a JSON object"
     for name, kind in _TYPED_FIELDS:
         if type(record.get(name)) is not kind:
             return f"{name!r} must be {_TYPE_NAMES[kind]}"
+    stamp = canonical(record["timestamp"])
+    if stamp is None:
+        return "'timestamp' must be an ISO 8601 date-time"
+    record["timestamp"] = stamp
     line_number = record.get("lineNumber")
     if type(line_number) is not int or not 0 <= line_number < 2**63:
         return "'lineNumber' must be an integer from 0 to 2**63-1"
@@ -285,6 +335,27 @@ def batch_problem(frame: dict[str, Any], task_id: str) -> str:
     if type(records) is not list:
         return "'logs' must be an array"
     return records_problem(records, task_id, "logs")
+
+
+def subscription(frame: dict[str, Any], task_id: str) -> tuple[Options, str]:
+    """A `subscribe` frame's options, or the defaults and why it is refused."""
+    if frame.get("taskId", task_id) != task_id:
+        return Options(), "'taskId' does not match the task in the URL"
+    options = frame.get("options", {})
+    if type(options) is not dict:
+        return Options(), "'options' must be an object"
+    chosen: dict[str, Any] = {}
+    for name, allowed in (("sources", SOURCES), ("levels", LEVELS)):
+        values = options.get(name, [])
+        if type(values) is not list or any(v not in allowed for v in values):
+            return Options(), f"'options.{name}' must be a list of {', '.join(allowed)}"
+        chosen[name] = tuple(dict.fromkeys(values))
+    for name in ("realtime", "batch"):
+        value = options.get(name, name == "realtime")
+        if type(value) is not bool:
+            return Options(), f"'options.{name}' must be true or false"
+        chosen[name] = value
+    return Options(**chosen), ""
 
 
 def credentials(headers: Mapping[str, str]) -> list[str]:

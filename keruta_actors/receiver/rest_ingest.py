@@ -11,7 +11,7 @@ out `taskId` (the URL names the task), `metadata`, and the `id` and
 
 A body is stored in one transaction, whole or not at all, before the answer
 goes out: 201 `{"stored": N, "duplicates": D}`, or `{"code", "message"}` with
-400, 401, 413 or 500.
+400, 413 or 500. Authentication is the /api/v1 guard's (rest.py).
 """
 
 from __future__ import annotations
@@ -23,14 +23,10 @@ from typing import Any
 
 from aiohttp import web
 
-from keruta_actors.receiver.protocol import (
-    credentials,
-    parse_json,
-    record_problem,
-    records_problem,
-    token_matches,
-)
+from keruta_actors.receiver.protocol import parse_json, record_problem, records_problem
+from keruta_actors.receiver.rest import refusal
 from keruta_actors.receiver.store import INSERT_ERRORS, LogStore
+from keruta_actors.receiver.subscribers import Hub
 from keruta_actors.receiver.ws_ingest import MAX_FRAME
 from keruta_actors.records import rfc3339
 
@@ -40,11 +36,11 @@ log = logging.getLogger(__name__)
 
 
 class RestIngestEndpoint:
-    """The two POST handlers; `token=None` accepts any client."""
+    """The two POST handlers."""
 
-    def __init__(self, store: LogStore, token: str | None = None) -> None:
+    def __init__(self, store: LogStore, hub: Hub) -> None:
         self._store = store
-        self._token = token
+        self._hub = hub
 
     async def post_log(self, request: web.Request) -> web.Response:
         return await self._ingest(request, batch=False)
@@ -53,24 +49,21 @@ class RestIngestEndpoint:
         return await self._ingest(request, batch=True)
 
     async def _ingest(self, request: web.Request, batch: bool) -> web.Response:
-        given = credentials(request.headers)
-        if self._token is not None and not any(token_matches(c, self._token) for c in given):
-            why = "authentication failed" if given else "authentication required"
-            return _refusal(401, "UNAUTHORIZED", why, {"WWW-Authenticate": "Bearer"})
         try:
             text = (await request.read()).decode()
         except web.HTTPRequestEntityTooLarge:
-            return _refusal(413, "INVALID_LOG_FORMAT", f"body is over {MAX_BODY} bytes")
+            return refusal(413, "INVALID_LOG_FORMAT", f"body is over {MAX_BODY} bytes")
         except UnicodeDecodeError:
-            return _refusal(400, "INVALID_LOG_FORMAT", "body is not UTF-8 text")
+            return refusal(400, "INVALID_LOG_FORMAT", "body is not UTF-8 text")
         records, problem = _records(text, request.match_info["taskId"], batch)
         if problem:
-            return _refusal(400, "INVALID_LOG_FORMAT", problem)
+            return refusal(400, "INVALID_LOG_FORMAT", problem)
         try:
             stored = self._store.insert(records)
         except INSERT_ERRORS:
             log.exception("storing %d records failed", len(records))
-            return _refusal(500, "DATABASE_ERROR", "storing records failed")
+            return refusal(500, "DATABASE_ERROR", "storing records failed")
+        self._hub.publish(request.match_info["taskId"], records)
         return web.json_response({"stored": stored, "duplicates": len(records) - stored}, status=201)
 
 
@@ -100,6 +93,3 @@ def _completed(record: Any, task_id: str, now: str) -> Any:
         filled["id"] = uuid.uuid4().hex
     return filled
 
-
-def _refusal(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status, headers=headers)

@@ -10,7 +10,16 @@ crash of the receiver still cannot corrupt the file; readers such as tests and
 the benchmark can count rows while the receiver writes.
 
 The connection is shared between the event loop's thread and callers on other
-threads (tests read through `ReceiverThread.store`), hence the lock.
+threads (tests read through `ReceiverThread.store`), hence the lock. The REST
+queries read through their own connection (queries.py), so a long query does
+not hold up ingest.
+
+The indexes serve the queries: pages in time order, whole or by source
+(`logs_by_task_time`, which holds the source), and by level
+(`logs_by_task_level`). Both end in the full sort key, so a page is read off
+an index in order and a count never touches the table. `tasks` names every
+task that has sent a record, so that a task whose logs were all deleted is
+still known (an empty page, not TASK_NOT_FOUND).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import threading
 import time
 from operator import itemgetter
 from typing import Any, Iterable
+
+from keruta_actors.receiver.queries import as_record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -35,9 +46,22 @@ CREATE TABLE IF NOT EXISTS logs (
     metadata TEXT NOT NULL,
     received_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS logs_by_task_source_line
-    ON logs (task_id, source, line_number);
+DROP INDEX IF EXISTS logs_by_task_source_line;
+CREATE INDEX IF NOT EXISTS logs_by_task_time
+    ON logs (task_id, timestamp, source, line_number);
+CREATE INDEX IF NOT EXISTS logs_by_task_level
+    ON logs (task_id, level, timestamp, source, line_number);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
 """
+
+_SEEN = (
+    "INSERT INTO tasks (task_id, first_seen, last_seen) VALUES (?, ?, ?)"
+    " ON CONFLICT (task_id) DO UPDATE SET last_seen = excluded.last_seen"
+)
 
 _INSERT = (
     "INSERT OR IGNORE INTO logs (id, task_id, timestamp, source, level, message,"
@@ -73,15 +97,43 @@ class LogStore:
     def insert(self, records: list[dict[str, Any]]) -> int:
         """Store validated LogMessage dicts in one transaction; return how
         many were new (the rest were duplicates by id)."""
-        values = _values(records, time.time())
+        now = time.time()
+        values = _values(records, now)
         step = _ROWS_PER_STATEMENT * _COLUMNS
+        tasks = {record["taskId"] for record in records}
         with self._lock:
-            before = self._conn.total_changes
             with self._conn:
+                before = self._conn.total_changes
                 for start in range(0, len(values), step):
                     part = values[start : start + step]
                     self._conn.execute(_insert_sql(len(part) // _COLUMNS), part)
-            return self._conn.total_changes - before
+                stored = self._conn.total_changes - before
+                self._conn.executemany(_SEEN, [(task, now, now) for task in tasks])
+            return stored
+
+    def delete(self, task_id: str, before: str | None) -> int:
+        """Delete a task's records, or those stamped before `before` (a
+        stored-form timestamp); return how many went. The task stays known."""
+        sql = "DELETE FROM logs WHERE task_id = ?"
+        params: tuple[str, ...] = (task_id,)
+        if before is not None:
+            sql, params = sql + " AND timestamp < ?", (task_id, before)
+        with self._lock, self._conn:
+            return self._conn.execute(sql, params).rowcount
+
+    def prune(self, before: str) -> int:
+        """Delete every record stamped before `before`, task by task (so each
+        delete is a range of an index); forget tasks left empty."""
+        deleted = 0
+        with self._lock:
+            tasks = [task for (task,) in self._conn.execute("SELECT task_id FROM tasks")]
+        for task in tasks:
+            deleted += self.delete(task, before)
+        with self._lock, self._conn:
+            self._conn.execute(
+                "DELETE FROM tasks WHERE NOT EXISTS (SELECT 1 FROM logs WHERE logs.task_id = tasks.task_id)"
+            )
+        return deleted
 
     def count(self, task_id: str) -> int:
         with self._lock:
@@ -95,19 +147,7 @@ class LogStore:
         source, then lineNumber."""
         with self._lock:
             rows = self._conn.execute(_SELECT, (task_id,)).fetchall()
-        return [
-            {
-                "id": id_,
-                "taskId": task,
-                "timestamp": timestamp,
-                "source": source,
-                "level": level,
-                "message": message,
-                "lineNumber": line_number,
-                "metadata": json.loads(metadata),
-            }
-            for id_, task, timestamp, source, level, message, line_number, metadata in rows
-        ]
+        return [as_record(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:

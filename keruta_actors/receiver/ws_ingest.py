@@ -1,11 +1,13 @@
-"""The ingest WebSocket, `/ws/tasks/{taskId}`, on aiohttp.
+"""The task WebSocket, `/ws/tasks/{taskId}`, on aiohttp: agents send records,
+viewers subscribe to them (subscribers.py).
 
 Decisions are `IngestSession`'s (protocol.py); this module only carries them
 out. aiohttp's automatic pong is off: it would answer a ping inside
 `receive()`, ahead of records the session still holds, so pings are handed to
 the session and answered in order.
 
-Stores run synchronously on the event loop's thread, so no reply sent after a
+Every chunk stored is handed to the hub at once, so subscribers see records
+as soon as they are stored. Stores run synchronously on the event loop's thread, so no reply sent after a
 store can overtake it. (A writer thread would also fight the loop for the GIL
 on every row: measured four times slower.)
 """
@@ -26,9 +28,12 @@ from keruta_actors.receiver.protocol import (
     Pong,
     Send,
     Store,
+    Subscribe,
+    Unsubscribe,
     credentials,
 )
 from keruta_actors.receiver.store import INSERT_ERRORS, LogStore
+from keruta_actors.receiver.subscribers import Hub, Subscriber
 
 MAX_FRAME = 16 * 1024 * 1024
 AUTH_TIMEOUT = 10.0  # seconds a client may take to send its auth frame
@@ -43,10 +48,12 @@ class IngestEndpoint:
     def __init__(
         self,
         store: LogStore,
+        hub: Hub,
         token: str | None = None,
         capabilities: tuple[str, ...] | None = DEFAULT_CAPABILITIES,
     ) -> None:
         self._store = store
+        self._hub = hub
         self._token = token
         self._capabilities = capabilities
         self._sockets: set[web.WebSocketResponse] = set()
@@ -57,7 +64,7 @@ class IngestEndpoint:
         session = IngestSession(request.match_info["taskId"], self._token, self._capabilities)
         self._sockets.add(ws)
         try:
-            await _Connection(ws, self._store, session).run(credentials(request.headers))
+            await _Connection(ws, self._store, self._hub, session).run(credentials(request.headers))
         finally:
             self._sockets.discard(ws)
         return ws
@@ -68,10 +75,12 @@ class IngestEndpoint:
 
 
 class _Connection:
-    def __init__(self, ws: web.WebSocketResponse, store: LogStore, session: IngestSession):
+    def __init__(self, ws: web.WebSocketResponse, store: LogStore, hub: Hub, session: IngestSession):
         self._ws = ws
         self._store = store
+        self._hub = hub
         self._session = session
+        self._subscriber: tuple[Subscriber, asyncio.Task[None]] | None = None
         self._idle_flush_scheduled = False
         self._replies: set[asyncio.Future[None]] = set()  # sent from the idle flush
 
@@ -107,6 +116,7 @@ class _Connection:
             # Whatever arrived is kept, even if the acks can no longer be sent.
             for action in session.idle():
                 self._stored(action.records)
+            self._unsubscribe()
             await asyncio.gather(*self._replies)
 
     async def _perform(self, actions: list[Action]) -> None:
@@ -124,6 +134,20 @@ class _Connection:
                     await self._ws.pong(payload)
                 case Close(code):
                     await self._ws.close(code=code)
+                case Subscribe(options):
+                    self._unsubscribe()
+                    subscriber = Subscriber(self._ws, self._session.task_id, options)
+                    self._hub.add(subscriber)
+                    self._subscriber = (subscriber, asyncio.ensure_future(subscriber.run()))
+                case Unsubscribe():
+                    self._unsubscribe()
+
+    def _unsubscribe(self) -> None:
+        if self._subscriber is not None:
+            subscriber, sending = self._subscriber
+            self._hub.remove(subscriber)
+            sending.cancel()
+            self._subscriber = None
 
     def _flush_when_idle(self) -> None:
         """Store synchronously, so nothing can overtake it; the replies that
@@ -152,6 +176,7 @@ class _Connection:
         except INSERT_ERRORS:
             log.exception("storing %d records failed", len(records))
             return False
+        self._hub.publish(self._session.task_id, records)
         return True
 
 
