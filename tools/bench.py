@@ -1,27 +1,33 @@
 #!/usr/bin/env python3
-"""End-to-end benchmark: the whole agent against the reference receiver.
+"""End-to-end benchmark: the whole agent, beside its peers, in one run.
 
-    python tools/bench.py [--lines 200000] [--paced-rate 2000] [--skip-peers]
+    python tools/bench.py [--quick] [--lines N] [--json PATH] [--chart PATH] [--rest] [--compare-filters]
 
-Runs, in one go and against the same receiver:
-- agent:      `python -m keruta_actors start` with a child writing N distinct
-              lines (half stdout, half stderr) as fast as it can;
-- transport:  the transport limit: one process that sends the same records
-              straight to the receiver in 1,000-record batches over one
-              WebSocket (no child, no actors, no filters);
-- naive:      a per-line sender: reads the child's stdout and sends each line
-              as its own frame, then waits for the pong of a final ping;
-- paced:      the agent again, with the child writing at a fixed rate, for
-              latency from line written to line stored;
-- rest:       (with --rest) the agent with its WebSocket refused, so the
-              REST fallback carries everything; once with api.rateLimit off
-              and once at its default.
+Every sender reads the same child (tools/bench.py's WRITER: distinct
+110-byte lines, half on stdout, half on stderr) and every run uses the
+default filters with the rate limit off. Two servers, each in a process of
+its own:
+- the null sink (tools/null_sink.py) acknowledges and discards, so that a
+  throughput figure is the sender's own, not a database's;
+- the reference receiver stores in SQLite and stamps each record's arrival,
+  for latency from line written (stamped into the line) to line stored.
 
-For each it prints lines/s, latency percentiles (written -> stored at the
-receiver: the child stamps each line with its write time), CPU seconds of
-the agent's processes and their summed PSS (idle before the child writes,
-and the peak while streaming). Compare ratios between rows: the machines are
-noisy.
+Runs:
+- throughput into the null sink, at full speed: the agent at batchSize 100
+  and at its default 10; the transport peer (one Python process:
+  websocket-client, JSON batches of 100 of the same records, 8 in flight);
+  a naive per-line sender (one frame per line);
+- CPU per line with the child paced at 2,000 lines/s;
+- latency into the receiver at fixed offered rates of 100, 1,000 and 10,000
+  lines/s;
+- idle PSS and CPU (before the child writes) and peak PSS;
+- the wall time of `start -- echo hello`.
+
+CPU is the sender process's own user+system time, read when it has exited
+(its child, the writer, is not counted). It prints a table, the targets
+with their ratios, and writes a JSON report and a PNG chart (latency CDFs,
+throughput by configuration). Compare ratios, not absolute figures: the
+machines are noisy. `--quick` finishes in under two minutes.
 """
 
 from __future__ import annotations
@@ -31,25 +37,25 @@ import json
 import os
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import psutil
-import websocket
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = "KERUTA_BENCH_MARKER"
 
 WRITER = textwrap.dedent(
     """
     import os, sys, time
     n, rate, idle = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-    time.sleep(idle)  # lets the bench read the agent's idle memory
+    time.sleep(idle)  # lets the bench read the sender's idle memory and CPU
     salt = os.urandom(4).hex()
     out, err = sys.stdout, sys.stderr
     start = time.time()
@@ -59,170 +65,28 @@ WRITER = textwrap.dedent(
             if delay > 0:
                 time.sleep(delay)
         stream = out if i % 2 == 0 else err
-        stream.write(f"{time.time():.6f} line {i} {salt} the quick brown fox jumps over the lazy dog\\n")
+        stream.write(f"{time.time():.6f} line {i:>7} {salt} the quick brown fox jumps over the lazy dog again\\n")
         if rate:
             stream.flush()
     """
 )
 
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1]}
-
-
-class Receiver:
-    """The reference receiver in a process of its own, as in production."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.db_path = workdir / "bench.db"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "keruta_actors", "receiver", "--port", str(self.port), "--db", str(self.db_path)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws/tasks"
-        self.api_url = f"http://127.0.0.1:{self.port}/api/v1"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        self.psutil = psutil.Process(self.process.pid)
-
-    def cpu_seconds(self) -> float:
-        times = self.psutil.cpu_times()
-        return times.user + times.system
-
-    def stored(self, task_id: str) -> tuple[int, list[float]]:
-        """How many lines of the task are stored, and each one's latency from
-        being written (the time stamped into the line) to being stored."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as db:
-            rows = db.execute("SELECT message, received_at FROM logs WHERE task_id = ?", (task_id,)).fetchall()
-        return len(rows), [received - float(message.split(" ", 1)[0]) for message, received in rows]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+TARGETS = (
+    # (what, the report's key, comparison, bound)
+    ("agent b=100 / transport peer", "ratio_transport", ">=", 1.0),
+    ("agent b=100 lines/s", "agent_b100_lines_per_s", ">=", 100_000),
+    ("agent b=100 / naive sender", "ratio_naive", ">=", 3.0),
+    ("agent b=100 CPU µs/line", "agent_b100_us_per_line", "<=", 8.0),
+    ("agent b=10 (default) CPU µs/line", "agent_b10_us_per_line", "<=", 12.0),
+    ("paced 2,000 lines/s CPU µs/line", "paced_us_per_line", "<=", 40.0),
+    ("latency p99 at 1,000 lines/s (ms)", "latency_1000_p99_ms", "<=", 20.0),
+    ("idle PSS (MiB)", "idle_pss_mib", "<=", 40.0),
+    ("idle CPU (% of a core)", "idle_cpu_percent", "<=", 0.3),
+    ("start -- echo hello (s)", "echo_hello_s", "<=", 0.4),
+)
 
 
-class AgentProcesses:
-    """Samples CPU time and PSS of every process of one agent run. Thespian's
-    admin detaches from the CLI, so the processes are found by a marker in
-    their environment rather than by parentage; the line writer is left out."""
-
-    def __init__(self, marker: str, writer: str) -> None:
-        self.marker = marker
-        self.writer = writer
-        self.cpu: dict[int, float] = {}
-        self.peak_pss = 0
-
-    def _members(self) -> list[psutil.Process]:
-        members = []
-        for process in psutil.process_iter():
-            try:
-                if process.environ().get(MARKER) == self.marker and process.cmdline()[1:2] != [self.writer]:
-                    members.append(process)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return members
-
-    def sample(self) -> int:
-        pss_total = 0
-        for process in self._members():
-            try:
-                times = process.cpu_times()
-                self.cpu[process.pid] = times.user + times.system
-                pss_total += process.memory_full_info().pss
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        self.peak_pss = max(self.peak_pss, pss_total)
-        return pss_total
-
-    @property
-    def cpu_seconds(self) -> float:
-        return sum(self.cpu.values())
-
-
-# No exclude or include patterns and every level shipped: the filter stage
-# then only passes records on (secrets are still masked).
-NO_FILTERS = {
-    "KERUTA_LOGSTREAMING__FILTERS__EXCLUDEPATTERNS": "[]",
-    "KERUTA_LOGSTREAMING__FILTERS__INCLUDEPATTERNS": "[]",
-    "KERUTA_LOG_LEVEL": "DEBUG",
-}
-
-
-def run_agent(receiver, lines: int, rate: float, workdir: Path, idle: float, batch_size: int,
-              extra_env: dict | None = None) -> dict:
-    task_id = f"agent-{uuid.uuid4().hex[:6]}"
-    writer = workdir / "writer.py"
-    writer.write_text(WRITER)
-    marker = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KERUTA_")} | {
-        MARKER: marker,
-        "KERUTA_WEBSOCKET_URL": receiver.ws_url,
-        "KERUTA_API_URL": receiver.api_url,
-        "KERUTA_LOGSTREAMING__PERFORMANCE__RATELIMITPERSECOND": "0",
-        "KERUTA_LOGGING__OUTPUT": "stderr",
-        "KERUTA_LOGGING__FORMAT": "text",
-        "KERUTA_LOG_BATCH_SIZE": str(batch_size),
-    } | (extra_env or {})
-    command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", task_id, "--",
-               sys.executable, str(writer), str(lines), str(rate), str(idle)]
-    receiver_cpu = receiver.cpu_seconds()
-    started = time.perf_counter()
-    agent_log = workdir / f"{task_id}.log"
-    with open(agent_log, "wb") as log:
-        agent = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-    tree = AgentProcesses(marker, str(writer))
-    idle_pss = 0
-    # idle CPU: between the end of start-up and the child's first line
-    idle_window = (idle * 0.5, idle * 0.95)
-    idle_cpu = {}
-    while agent.poll() is None:
-        pss = tree.sample()
-        since = time.perf_counter() - started
-        if since < idle_window[1]:
-            idle_pss = max(idle_pss, pss)
-            idle_cpu.setdefault("from" if since >= idle_window[0] else "before", (since, tree.cpu_seconds))
-            if since >= idle_window[0]:
-                idle_cpu["to"] = (since, tree.cpu_seconds)
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started - idle
-    stored, latencies = receiver.stored(task_id)
-    return {
-        "receiver_cpu_s": receiver.cpu_seconds() - receiver_cpu,
-        "lines": stored,
-        "expected": lines,
-        "seconds": elapsed,
-        "lines_per_s": stored / elapsed,
-        "latency": percentiles(latencies),
-        "cpu_s": tree.cpu_seconds,
-        "pss_idle_mb": idle_pss / 2**20,
-        "idle_cpu_percent": idle_cpu_percent(idle_cpu),
-        "pss_peak_mb": tree.peak_pss / 2**20,
-        "exit": agent.returncode,
-        "problem": last_agent_line(agent_log),
-    }
-
-
-def rest_only(port: int, rate_limited: bool) -> dict:
-    """Settings that send everything over REST: the WebSocket points at a
-    port nobody listens on, and one failure there switches to REST."""
-    env = {
-        "KERUTA_WEBSOCKET_URL": f"ws://127.0.0.1:{port}/ws/tasks",
-        "KERUTA_WEBSOCKET_MAX_RECONNECT_ATTEMPTS": "1",
-        "KERUTA_WEBSOCKET_RECONNECT_INTERVAL": "100ms",
-    }
-    if not rate_limited:
-        env["KERUTA_API__RATELIMIT__REQUESTSPERMINUTE"] = "0"
-    return env
+# --- the servers -------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -231,129 +95,359 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def idle_cpu_percent(samples: dict) -> float | None:
-    """CPU use while idle, if the idle window was long enough to say."""
-    if "from" not in samples or "to" not in samples or samples["to"][0] - samples["from"][0] < 1.0:
-        return None
-    (t0, c0), (t1, c1) = samples["from"], samples["to"]
-    return 100 * (c1 - c0) / (t1 - t0)
+def wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
 
 
-def last_agent_line(path: Path) -> str:
-    """The agent's own last word on stderr, if it had one to say."""
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.startswith("keruta-actors:")]
-    return lines[-1] if lines else ""
+class Server:
+    def __init__(self, command: list[str], port: int) -> None:
+        self.port = port
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(port)
+        self.ws_url = f"ws://127.0.0.1:{port}/ws/tasks"
+        self.api_url = f"http://127.0.0.1:{port}/api/v1"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
 
-def transport_limit(receiver, lines: int) -> dict:
-    """Records sent straight to the receiver, 1,000 per batch, acked."""
-    task_id = f"transport-{uuid.uuid4().hex[:6]}"
-    salt = uuid.uuid4().hex[:8]
-    ws = websocket.create_connection(f"{receiver.ws_url}/{task_id}")
-    json.loads(ws.recv())  # hello
-    started = time.perf_counter()
-    window, batch_id = 0, 0
-    for start in range(0, lines, 1000):
-        logs = [
-            {"type": "log", "id": f"{salt}-{i}", "taskId": task_id, "timestamp": "2026-11-29T00:00:00.000Z",
-             "source": "stdout", "level": "INFO", "lineNumber": i + 1, "metadata": {},
-             "message": f"{time.time():.6f} line {i} {salt} the quick brown fox jumps over the lazy dog"}
-            for i in range(start, min(lines, start + 1000))
-        ]
-        batch_id += 1
-        ws.send(json.dumps({"type": "logs", "batchId": batch_id, "taskId": task_id, "logs": logs}))
-        window += 1
-        while window >= 8:
-            window -= json.loads(ws.recv())["type"] == "ack"
-    while window:
-        window -= json.loads(ws.recv())["type"] == "ack"
-    elapsed = time.perf_counter() - started
-    ws.close()
-    stored, latencies = receiver.stored(task_id)
-    return {"lines": stored, "expected": lines, "seconds": elapsed, "lines_per_s": stored / elapsed,
-            "latency": percentiles(latencies)}
+class NullSink(Server):
+    def __init__(self) -> None:
+        port = free_port()
+        super().__init__([sys.executable, str(ROOT / "tools" / "null_sink.py"), "--port", str(port)], port)
+
+    def stored(self, task_id: str) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats?task={task_id}") as answer:
+            return json.load(answer)["records"]
 
 
-def naive_sender(receiver, lines: int, workdir: Path) -> dict:
-    """One frame per line from a child's stdout: what a simple shipper does."""
-    task_id = f"naive-{uuid.uuid4().hex[:6]}"
+class Receiver(Server):
+    def __init__(self, workdir: Path) -> None:
+        port = free_port()
+        self.db_path = workdir / "bench.db"
+        super().__init__([sys.executable, "-m", "keruta_actors", "receiver", "--port", str(port),
+                          "--db", str(self.db_path)], port)
+
+    def latencies(self, task_id: str) -> list[float]:
+        """Each stored line's latency from written (stamped in it) to stored."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT message, received_at FROM logs WHERE task_id = ?", (task_id,)).fetchall()
+        return [received - float(message.split(" ", 1)[0]) for message, received in rows]
+
+
+# --- running a sender ---------------------------------------------------------------
+
+
+def agent_env(server: Server, batch_size: int, extra: dict | None = None) -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("KERUTA_")} | {
+        "KERUTA_WEBSOCKET_URL": server.ws_url,
+        "KERUTA_API_URL": server.api_url,
+        "KERUTA_LOGSTREAMING__PERFORMANCE__RATELIMITPERSECOND": "0",
+        "KERUTA_LOGGING__OUTPUT": "stderr",
+        "KERUTA_LOGGING__FORMAT": "text",
+        "KERUTA_LOG_BATCH_SIZE": str(batch_size),
+    } | (extra or {})
+
+
+def writer_command(workdir: Path, lines: int, rate: float, idle: float) -> list[str]:
     writer = workdir / "writer.py"
     writer.write_text(WRITER)
+    return [sys.executable, str(writer), str(lines), str(rate), str(idle)]
+
+
+def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dict:
+    """Run a sender to its end: wall time after the idle spell, its own CPU
+    time (read while it is a zombie, before it is reaped, so that nothing of
+    its child is counted), idle CPU and PSS, peak PSS."""
+    log = workdir / f"sender-{uuid.uuid4().hex[:6]}.log"
+    with open(log, "wb") as err:
+        popen = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    sender = psutil.Process(popen.pid)
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, str(writer), str(lines), "0", "0"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    own = psutil.Process()
-    cpu_before = sum(own.cpu_times()[:2])
-    ws = websocket.create_connection(f"{receiver.ws_url}/{task_id}")
+    idle_from = idle_to = None
+    idle_pss = peak_pss = 0
+    cpu = 0.0
+    while True:
+        try:
+            if sender.status() == psutil.STATUS_ZOMBIE:
+                times = sender.cpu_times()
+                cpu = times.user + times.system
+                break
+            times, pss = sender.cpu_times(), sender.memory_full_info().pss
+        except psutil.NoSuchProcess:
+            break
+        since = time.perf_counter() - started
+        peak_pss = max(peak_pss, pss)
+        if idle * 0.4 <= since <= idle * 0.95:
+            idle_pss = max(idle_pss, pss)
+            idle_from = idle_from or (since, times.user + times.system)
+            idle_to = (since, times.user + times.system)
+        time.sleep(0.02)
+    code = popen.wait()
+    idle_cpu = None
+    if idle_from and idle_to and idle_to[0] - idle_from[0] >= 1.0:
+        idle_cpu = 100 * (idle_to[1] - idle_from[1]) / (idle_to[0] - idle_from[0])
+    problem = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("keruta-actors:")]
+    return {"seconds": time.perf_counter() - started - idle, "cpu_s": cpu, "exit": code,
+            "idle_pss_mib": idle_pss / 2**20, "peak_pss_mib": peak_pss / 2**20, "idle_cpu_percent": idle_cpu,
+            "problem": problem[-1] if problem else ""}
+
+
+def agent(server: Server, workdir: Path, lines: int, rate: float, batch_size: int, idle: float = 0.0,
+          extra: dict | None = None) -> tuple[str, dict]:
+    task_id = f"agent-{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", task_id, "--",
+               *writer_command(workdir, lines, rate, idle)]
+    return task_id, run_sender(command, agent_env(server, batch_size, extra), idle, workdir)
+
+
+def peer(kind: str, sink: NullSink, workdir: Path, lines: int) -> tuple[str, dict]:
+    task_id = f"{kind}-{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, str(Path(__file__).resolve()), "--peer", kind, "--url", f"{sink.ws_url}/{task_id}",
+               "--", *writer_command(workdir, lines, 0, 0)]
+    return task_id, run_sender(command, dict(os.environ), 0.0, workdir)
+
+
+def throughput(name: str, task_id: str, result: dict, sink: NullSink, lines: int) -> dict:
+    stored = sink.stored(task_id)
+    return result | {"name": name, "lines": stored, "expected": lines, "lines_per_s": stored / result["seconds"],
+                     "us_per_line": result["cpu_s"] * 1e6 / max(1, stored)}
+
+
+def latency_run(receiver: Receiver, workdir: Path, rate: float, seconds: float) -> dict:
+    lines = int(rate * seconds)
+    task_id, result = agent(receiver, workdir, lines, rate, 10)
+    delays = sorted(receiver.latencies(task_id))
+    return result | {"name": f"latency at {rate:,.0f}/s", "rate": rate, "lines": len(delays), "expected": lines,
+                     "latency_ms": percentiles([d * 1000 for d in delays]), "cdf_ms": sample_cdf(delays)}
+
+
+def echo_hello(sink: NullSink, workdir: Path, times: int) -> float:
+    walls = []
+    for _ in range(times):
+        command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", f"echo-{uuid.uuid4().hex[:6]}",
+                   "--", "echo", "hello"]
+        started = time.perf_counter()
+        subprocess.run(command, env=agent_env(sink, 10), cwd=ROOT, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
+        walls.append(time.perf_counter() - started)
+    return statistics.median(walls)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1]}
+
+
+def sample_cdf(ordered: list[float], points: int = 200) -> list[tuple[float, float]]:
+    if not ordered:
+        return []
+    step = max(1, len(ordered) // points)
+    return [(ordered[i] * 1000, (i + 1) / len(ordered)) for i in range(0, len(ordered), step)]
+
+
+# --- the peers, each run as `bench.py --peer KIND --url URL -- WRITER...` -------------
+
+
+def transport_peer(url: str, writer: list[str], batch: int = 100, window: int = 8) -> None:
+    """JSON batches of the same records over one WebSocket, acks awaited."""
+    import websocket
+
+    task_id = url.rsplit("/", 1)[1]
+    ws = websocket.create_connection(url)
+    json.loads(ws.recv())  # hello
+    child = subprocess.Popen(writer, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    in_flight, batch_id, logs = 0, 0, []
+    for number, raw in enumerate(child.stdout, 1):
+        logs.append({"type": "log", "id": f"{task_id}-{number}", "taskId": task_id,
+                     "timestamp": "2026-11-30T00:00:00.000Z", "source": "stdout", "level": "INFO",
+                     "message": raw.decode("utf-8", "replace").rstrip("\n"), "lineNumber": number, "metadata": {}})
+        if len(logs) == batch:
+            batch_id += 1
+            ws.send(json.dumps({"type": "logs", "batchId": batch_id, "taskId": task_id, "logs": logs}))
+            logs, in_flight = [], in_flight + 1
+            while in_flight >= window:
+                in_flight -= json.loads(ws.recv())["type"] == "ack"
+    if logs:
+        ws.send(json.dumps({"type": "logs", "batchId": batch_id + 1, "taskId": task_id, "logs": logs}))
+        in_flight += 1
+    while in_flight:
+        in_flight -= json.loads(ws.recv())["type"] == "ack"
+    ws.close()
+    child.wait()
+
+
+def naive_peer(url: str, writer: list[str]) -> None:
+    """One frame per line, then the pong of a final ping."""
+    import websocket
+
+    task_id = url.rsplit("/", 1)[1]
+    ws = websocket.create_connection(url)
     ws.recv()  # hello
+    child = subprocess.Popen(writer, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for number, raw in enumerate(child.stdout, 1):
         ws.send(json.dumps({"type": "log", "id": f"{task_id}-{number}", "taskId": task_id,
-                            "timestamp": "2026-11-29T00:00:00.000Z", "source": "stdout", "level": "INFO",
-                            "message": raw.decode().rstrip("\n"), "lineNumber": number, "metadata": {}}))
+                            "timestamp": "2026-11-30T00:00:00.000Z", "source": "stdout", "level": "INFO",
+                            "message": raw.decode("utf-8", "replace").rstrip("\n"), "lineNumber": number,
+                            "metadata": {}}))
     ws.ping("end")
     while ws.recv_data_frame(True)[0] != websocket.ABNF.OPCODE_PONG:
         pass
-    elapsed = time.perf_counter() - started
-    cpu = sum(own.cpu_times()[:2]) - cpu_before
     ws.close()
     child.wait()
-    stored, latencies = receiver.stored(task_id)
-    return {"lines": stored, "expected": lines, "seconds": elapsed, "lines_per_s": stored / elapsed,
-            "latency": percentiles(latencies), "cpu_s": cpu}
 
 
-def show(name: str, result: dict) -> None:
-    latency = result.get("latency", {})
-    cells = [
-        f"{name:<13}",
-        f"{result['lines']:>8}/{result['expected']:<8}",
-        f"{result['lines_per_s']:>10,.0f} lines/s",
-        "lat ms p50/p95/p99 " + "/".join(f"{latency.get(k, 0) * 1000:.0f}" for k in ("p50", "p95", "p99")),
-    ]
-    if "cpu_s" in result:
-        cells.append(f"cpu {result['cpu_s']:.2f}s ({result['cpu_s'] * 1e6 / max(1, result['lines']):.1f} µs/line)")
-    if "receiver_cpu_s" in result:
-        cells.append(f"receiver cpu {result['receiver_cpu_s']:.2f}s")
-    if "pss_peak_mb" in result:
-        cells.append(f"pss idle {result['pss_idle_mb']:.0f} MB peak {result['pss_peak_mb']:.0f} MB")
-        if result["idle_cpu_percent"] is not None:
-            cells.append(f"idle cpu {result['idle_cpu_percent']:.1f}%")
+# --- report ----------------------------------------------------------------------------
+
+
+def show(row: dict) -> None:
+    cells = [f"{row['name']:<22}", f"{row['lines']:>8}/{row['expected']:<8}"]
+    if "lines_per_s" in row:
+        cells.append(f"{row['lines_per_s']:>9,.0f} lines/s")
+    if "latency_ms" in row:
+        cells.append("latency ms p50/p95/p99/max " + "/".join(f"{row['latency_ms'].get(k, 0):.1f}"
+                                                              for k in ("p50", "p95", "p99", "max")))
+    cells.append(f"cpu {row['cpu_s']:.2f}s ({row['cpu_s'] * 1e6 / max(1, row['lines']):.1f} µs/line)")
+    cells.append(f"pss peak {row['peak_pss_mib']:.0f} MiB")
     print("  ".join(cells), flush=True)
-    if result.get("exit") or result.get("problem"):
-        print(f"    exit {result.get('exit')}: {result.get('problem')}", flush=True)
+    if row.get("exit") or row.get("problem"):
+        print(f"    exit {row.get('exit')}: {row.get('problem')}", flush=True)
+
+
+def summary(rows: dict, idle: dict, echo: float) -> dict:
+    b100, b10, transport, naive = rows["agent b=100"], rows["agent b=10"], rows["transport peer"], rows["naive"]
+    return {
+        "agent_b100_lines_per_s": b100["lines_per_s"],
+        "ratio_transport": b100["lines_per_s"] / transport["lines_per_s"],
+        "ratio_naive": b100["lines_per_s"] / naive["lines_per_s"],
+        "agent_b100_us_per_line": b100["us_per_line"],
+        "agent_b10_us_per_line": b10["us_per_line"],
+        "transport_us_per_line": transport["us_per_line"],
+        "naive_us_per_line": naive["us_per_line"],
+        "paced_us_per_line": rows["paced 2,000/s"]["us_per_line"],
+        "latency_1000_p99_ms": rows["latency at 1,000/s"]["latency_ms"].get("p99", float("nan")),
+        "idle_pss_mib": idle["idle_pss_mib"],
+        "idle_cpu_percent": idle["idle_cpu_percent"] if idle["idle_cpu_percent"] is not None else float("nan"),
+        "peak_pss_mib": max(row["peak_pss_mib"] for row in rows.values()),
+        "echo_hello_s": echo,
+    }
+
+
+def show_targets(figures: dict) -> None:
+    print("\ntargets:")
+    for what, key, comparison, bound in TARGETS:
+        value = figures[key]
+        met = value >= bound if comparison == ">=" else value <= bound
+        print(f"  {'met ' if met else 'MISS'}  {what:<36} {value:>12,.2f}  (target {comparison} {bound:,})")
+
+
+def chart(rows: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (cdf, bars) = plt.subplots(1, 2, figsize=(13, 5))
+    for row in rows.values():
+        if row.get("cdf_ms"):
+            xs, ys = zip(*row["cdf_ms"])
+            cdf.plot(xs, ys, label=row["name"])
+    cdf.set_xscale("log")
+    cdf.set(title="latency, line written to line stored", xlabel="ms (log scale)", ylabel="share of lines")
+    cdf.grid(True, which="both", alpha=0.3)
+    cdf.legend()
+    names = [name for name, row in rows.items() if "lines_per_s" in row]
+    speeds = [rows[name]["lines_per_s"] / 1000 for name in names]
+    bars.barh(names, speeds, color=["#4477aa" if name.startswith("agent") else "#bbbbbb" for name in names])
+    for y, (name, speed) in enumerate(zip(names, speeds)):
+        bars.text(speed, y, f" {speed:,.0f}k  ({rows[name]['us_per_line']:.1f} µs/line)", va="center")
+    bars.set(title="throughput into the null sink", xlabel="thousand lines/s")
+    bars.set_xlim(0, max(speeds) * 1.45)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--paced-rate", type=float, default=2000.0, help="lines/s for the latency run")
-    parser.add_argument("--paced-lines", type=int, default=10_000)
-    parser.add_argument("--batch-sizes", default="10,100,1000",
-                        help="logStreaming.batchSize for each agent run (the first is the default's)")
-    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer lines and shorter runs: under two minutes")
+    parser.add_argument("--lines", type=int, default=None, help="lines per throughput run (default 300,000; quick 100,000)")
+    parser.add_argument("--json", default="bench-report.json", help="where to write the JSON report")
+    parser.add_argument("--chart", default="bench-report.png", help="where to write the PNG chart ('' for none)")
     parser.add_argument("--rest", action="store_true", help="also run the agent over its REST fallback only")
-    parser.add_argument("--compare-filters", action="store_true",
-                        help="also run batchSize 100 with no filters, beside the default filters")
+    parser.add_argument("--compare-filters", action="store_true", help="also run batchSize 100 without filters")
+    parser.add_argument("--peer", choices=("transport", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("writer", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peer:
+        (transport_peer if args.peer == "transport" else naive_peer)(args.url, args.writer)
+        return 0
+    lines = args.lines or (100_000 if args.quick else 300_000)
+    seconds = 3.0 if args.quick else 10.0
+    rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        receiver = Receiver(workdir)
+        sink, receiver = NullSink(), Receiver(workdir)
         try:
-            print(f"{os.cpu_count()} cores; {args.lines} lines per run; receiver on {receiver.ws_url}")
-            for batch_size in [int(size) for size in args.batch_sizes.split(",")]:
-                show(f"agent b={batch_size}", run_agent(receiver, args.lines, 0, workdir, 3.0, batch_size))
+            print(f"{os.cpu_count()} cores; {lines:,} lines per throughput run", flush=True)
+            for batch_size in (100, 10):
+                task_id, result = agent(sink, workdir, lines, 0, batch_size, idle=2.5)
+                rows[f"agent b={batch_size}"] = throughput(f"agent b={batch_size}", task_id, result, sink, lines)
+                show(rows[f"agent b={batch_size}"])
             if args.compare_filters:
-                show("no filters", run_agent(receiver, args.lines, 0, workdir, 3.0, 100, NO_FILTERS))
+                no_filters = {"KERUTA_LOGSTREAMING__FILTERS__EXCLUDEPATTERNS": "[]",
+                              "KERUTA_LOGSTREAMING__FILTERS__INCLUDEPATTERNS": "[]", "KERUTA_LOG_LEVEL": "DEBUG"}
+                task_id, result = agent(sink, workdir, lines, 0, 100, extra=no_filters)
+                rows["no filters b=100"] = throughput("no filters b=100", task_id, result, sink, lines)
+                show(rows["no filters b=100"])
             if args.rest:
-                closed = free_port()
-                show("rest, no api.rateLimit", run_agent(receiver, args.lines, 0, workdir, 3.0, 10, rest_only(closed, False)))
-                show("rest, default api.rateLimit", run_agent(receiver, args.lines, 0, workdir, 3.0, 10, rest_only(closed, True)))
-            if not args.skip_peers:
-                show("transport", transport_limit(receiver, args.lines))
-                show("naive", naive_sender(receiver, args.lines, workdir))
-            show("paced", run_agent(receiver, args.paced_lines, args.paced_rate, workdir, 0.5, 10))
+                rest = {"KERUTA_WEBSOCKET_URL": f"ws://127.0.0.1:{free_port()}/ws/tasks",
+                        "KERUTA_WEBSOCKET_MAX_RECONNECT_ATTEMPTS": "1", "KERUTA_API__RATELIMIT__REQUESTSPERMINUTE": "0"}
+                task_id, result = agent(receiver, workdir, lines // 4, 0, 10, extra=rest)
+                rows["rest"] = result | {"name": "rest (receiver)", "lines": lines // 4, "expected": lines // 4,
+                                         "lines_per_s": lines / 4 / result["seconds"],
+                                         "us_per_line": result["cpu_s"] * 4e6 / lines}
+                show(rows["rest"])
+            for kind, name in (("transport", "transport peer"), ("naive", "naive")):
+                task_id, result = peer(kind, sink, workdir, lines)
+                rows[name] = throughput(name, task_id, result, sink, lines)
+                show(rows[name])
+            paced_lines = int(2000 * seconds)
+            task_id, result = agent(sink, workdir, paced_lines, 2000, 10)
+            rows["paced 2,000/s"] = throughput("paced 2,000/s", task_id, result, sink, paced_lines)
+            show(rows["paced 2,000/s"])
+            for rate in (100, 1000, 10000):
+                row = latency_run(receiver, workdir, rate, seconds if rate < 10000 else seconds / 2)
+                rows[row["name"]] = row
+                show(row)
+            echo = echo_hello(sink, workdir, 5)
+            print(f"start -- echo hello: {echo:.3f} s wall (median of 5)")
         finally:
+            sink.stop()
             receiver.stop()
+    figures = summary(rows, rows["agent b=100"], echo)
+    show_targets(figures)
+    report = {"lines": lines, "cores": os.cpu_count(), "figures": figures,
+              "runs": {name: {k: v for k, v in row.items() if k != "cdf_ms"} for name, row in rows.items()}}
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print(f"\nreport: {args.json}")
+    if args.chart:
+        try:
+            chart(rows, Path(args.chart))
+            print(f"chart: {args.chart}")
+        except ImportError:
+            print("chart: skipped (pip install 'keruta-actors[bench]' for matplotlib)")
     return 0
 
 
