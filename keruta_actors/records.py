@@ -240,13 +240,15 @@ def _millisecond(timestamp: float, second: int) -> str:
 
 
 class LogMessageEncoder:
-    """Encodes records as LogMessage JSON text, several times faster than
-    `json.dumps(to_log_message(...))`, which matters because every record is
-    encoded once per send: the second part of each timestamp and the JSON of
-    each shared metadata dict are computed once and reused.
+    """Encodes a block's records as LogMessage JSON texts, straight from its
+    columns, several times faster than `json.dumps(to_log_message(...))`,
+    which matters because every record is encoded once per send: all that a
+    record does not own is computed once (the text of each timestamp, which
+    one read shares, of each shared metadata dict, and the fixed parts around
+    them), and only its line number and message are formatted per record.
 
-    Produces the same JSON value as `json.dumps(to_log_message(record))`
-    (tests/unit/test_records.py holds it to that).
+    Produces the same JSON values as `json.dumps(to_log_message(record))`
+    for each of `block.rows()` (tests/unit/test_records.py holds it to that).
 
     With `position_in_metadata`, `metadata` also carries the record's
     `lineNumber`, `timestamp` and `id`: the deployed keruta API keeps only
@@ -260,19 +262,33 @@ class LogMessageEncoder:
         self._second_text = ""
         self._metadata: dict[int, tuple[dict, str]] = {}
 
-    def encode(self, record: Record) -> str:
-        record_id, timestamp = _escape(record[ID]), self._timestamp(record[TIMESTAMP])
-        metadata = self._metadata_json(record[METADATA])
-        if self.position_in_metadata:
-            inner = metadata[1:-1]
-            metadata = (f'{{{inner}{"," if inner else ""}"lineNumber":{record[LINE_NUMBER]},'
-                        f'"timestamp":"{timestamp}","id":{record_id}}}')
-        return (
-            f'{{"type":"log","id":{record_id},"taskId":{self.task_json},'
-            f'"timestamp":"{timestamp}","source":"{record[SOURCE]}",'
-            f'"level":"{record[LEVEL]}","message":{_escape(record[MESSAGE])},'
-            f'"lineNumber":{record[LINE_NUMBER]},"metadata":{metadata}}}'
-        )
+    def encode_block(self, block: RecordBlock) -> list[str]:
+        """Each record of `block`, in order, as LogMessage JSON text."""
+        run = _escape(block.run_id)[1:-1]
+        # '{"type":"log","id":"RUN-SOURCE-' and what follows the id's number, per source
+        id_heads = [f'{{"type":"log","id":"{run}-{source}-' for source in SOURCES]
+        id_tail = f'","taskId":{self.task_json},"timestamp":"'
+        fields = {(code, rank): f'","source":"{SOURCES[code]}","level":"{LEVELS[rank]}","message":'
+                  for code in set(block.sources) for rank in set(block.levels)}
+        shared = [self._metadata_json(metadata) for metadata in block.shared]
+        extras = dict(block.extras)
+        timestamps: dict[float, str] = {}
+        texts = []
+        for index, (code, number, timestamp, rank, message) in enumerate(
+            zip(block.sources, block.line_numbers, block.timestamps, block.levels, block.messages())
+        ):
+            when = timestamps.get(timestamp)
+            if when is None:
+                when = timestamps[timestamp] = self._timestamp(timestamp)
+            metadata = shared[code] if index not in extras else self._metadata_json(
+                {**block.shared[code], **extras[index]})
+            if self.position_in_metadata:
+                inner = metadata[1:-1]
+                metadata = (f'{{{inner}{"," if inner else ""}"lineNumber":{number},"timestamp":"{when}",'
+                            f'"id":"{run}-{SOURCES[code]}-{number}"}}')
+            texts.append(f'{id_heads[code]}{number}{id_tail}{when}{fields[code, rank]}{_escape(message)},'
+                         f'"lineNumber":{number},"metadata":{metadata}}}')
+        return texts
 
     def _timestamp(self, timestamp: float) -> str:
         second = int(timestamp)

@@ -71,6 +71,7 @@ WRITER = textwrap.dedent(
     """
 )
 
+COMPACT = (",", ":")  # what a fast sender writes: no spaces
 TARGETS = (
     # (what, the report's key, comparison, bound)
     ("agent b=100 / transport peer", "ratio_transport", ">=", 1.0),
@@ -275,12 +276,12 @@ def transport_peer(url: str, writer: list[str], batch: int = 100, window: int = 
                      "message": raw.decode("utf-8", "replace").rstrip("\n"), "lineNumber": number, "metadata": {}})
         if len(logs) == batch:
             batch_id += 1
-            ws.send(json.dumps({"type": "logs", "batchId": batch_id, "taskId": task_id, "logs": logs}))
+            ws.send(json.dumps({"type": "logs", "batchId": batch_id, "taskId": task_id, "logs": logs}, separators=COMPACT))
             logs, in_flight = [], in_flight + 1
             while in_flight >= window:
                 in_flight -= json.loads(ws.recv())["type"] == "ack"
     if logs:
-        ws.send(json.dumps({"type": "logs", "batchId": batch_id + 1, "taskId": task_id, "logs": logs}))
+        ws.send(json.dumps({"type": "logs", "batchId": batch_id + 1, "taskId": task_id, "logs": logs}, separators=COMPACT))
         in_flight += 1
     while in_flight:
         in_flight -= json.loads(ws.recv())["type"] == "ack"
@@ -300,7 +301,7 @@ def naive_peer(url: str, writer: list[str]) -> None:
         ws.send(json.dumps({"type": "log", "id": f"{task_id}-{number}", "taskId": task_id,
                             "timestamp": "2026-11-30T00:00:00.000Z", "source": "stdout", "level": "INFO",
                             "message": raw.decode("utf-8", "replace").rstrip("\n"), "lineNumber": number,
-                            "metadata": {}}))
+                            "metadata": {}}, separators=COMPACT))
     ws.ping("end")
     while ws.recv_data_frame(True)[0] != websocket.ABNF.OPCODE_PONG:
         pass

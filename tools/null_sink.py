@@ -18,7 +18,7 @@ from collections import Counter
 
 from aiohttp import WSMsgType, web
 
-BATCH_ID = re.compile(rb'"batchId":(\d+)')
+BATCH_ID = re.compile(rb'"batchId"\s*:\s*(\d+)')
 RECORD = b'"lineNumber":'
 HELLO = '{"type":"hello","capabilities":["batch","ack"]}'
 

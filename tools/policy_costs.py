@@ -1,5 +1,6 @@
-"""CPU cost per line of the line-handling policy: splitting, level detection,
-building a chunk's RecordBlock, filtering.
+"""CPU cost per line of the line-handling policy and the wire: splitting,
+level detection, building a chunk's RecordBlock, filtering, encoding a batch
+as LogMessage JSON, and masking the frame that carries it.
 
     .venv/bin/python tools/policy_costs.py
 
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
+from itertools import repeat
 from collections.abc import Callable
 
+from keruta_actors.adapters.frames import apply_mask, xor_mask
 from keruta_actors.policy.filters import FilterChain
 from keruta_actors.policy.levels import detect_level
 from keruta_actors.policy.lines import LineSplitter
-from keruta_actors.records import SOURCES, RecordBlock
+from keruta_actors.records import SOURCES, LogMessageEncoder, RecordBlock
 
 WORDS = (
     "request handled user cache miss hit worker started batch item took ms connection "
@@ -108,6 +112,24 @@ def chain_cost(leaky_share: float) -> tuple[float, float]:
     return cost, excluded
 
 
+def encode_cost(batch: int) -> float:
+    """ns/line of encoding `batch`-record wire batches (one read's timestamp each)."""
+    encoder = LogMessageEncoder("task-1")
+    batches = [piece for n, texts in enumerate(chunk_texts(0.0))
+               for piece in read_block(texts, 1 + n * CHUNK).cut([batch] * (CHUNK // batch))]
+    return ns_per_line(lambda: [encoder.encode_block(piece) for piece in batches], CHUNK * CHUNKS)
+
+
+def mask_cost(mask: Callable[[bytes, bytes], bytes]) -> float:
+    """ns/line of masking 100-line frames of the encoded records."""
+    encoder = LogMessageEncoder("task-1")
+    frames = [",".join(encoder.encode_block(piece)).encode()
+              for n, texts in enumerate(chunk_texts(0.0)) for piece in read_block(texts, 1 + n * CHUNK).cut([100] * 10)]
+    # each masked frame is dropped at once, as after a send: keeping them all
+    # would measure page faults instead
+    return ns_per_line(lambda: deque(map(mask, frames, repeat(b"\x01\x02\x03\x04")), maxlen=0), CHUNK * CHUNKS)
+
+
 def main() -> None:
     rows = [("LineSplitter.feed, 1 MiB of ~90-byte lines", splitter_cost())]
     for label, shape, level in (
@@ -121,6 +143,10 @@ def main() -> None:
     for share in (0.0, 0.05):
         cost, excluded = chain_cost(share)
         rows.append((f"FilterChain defaults + 1 secret, {excluded:.1%} excluded", cost))
+    for batch in (10, 100):
+        rows.append((f"LogMessageEncoder.encode_block, {batch}-record batches", encode_cost(batch)))
+    rows.append(("frame masking, websockets' C apply_mask", mask_cost(apply_mask)))
+    rows.append(("frame masking, big-integer XOR (fallback)", mask_cost(xor_mask)))
     width = max(len(label) for label, _ in rows)
     print(f"{'stage':<{width}}  ns/line (CPU)")
     for label, cost in rows:

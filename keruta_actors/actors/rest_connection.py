@@ -168,12 +168,14 @@ class RestConnection(KerutaActor):
         size = 0
         offset = self.offset
         for _batch_id, batch in self.queue:
-            for record in batch.span(offset, len(batch)).rows():
-                text = self.encoder.encode(record)
-                if records and (len(records) >= limit or size + len(text) > MAX_REQUEST_BYTES):
+            # no more than could still fit: a single-record request encodes one
+            for text in self.encoder.encode_block(batch.span(offset, min(len(batch), offset + limit - len(records)))):
+                if records and size + len(text) > MAX_REQUEST_BYTES:
                     return records
                 records.append(text)
                 size += len(text)
+            if len(records) >= limit:
+                return records
             offset = 0
         return records
 

@@ -8,6 +8,7 @@ Ctrl-C in a terminal reaches the child once, through the agent.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import subprocess
@@ -43,6 +44,7 @@ class ChildProcess:
             code = 126 if error.errno in (errno.ENOEXEC, errno.EACCES) else 127
             raise ChildStartError(f"cannot run {self.command[0]}: {error.strerror}", code) from None
         for stream, key in ((self.process.stdout, "stdout"), (self.process.stderr, "stderr")):
+            widen(stream.fileno())
             self.pipes.append(Pipe(stream.fileno(), key, on_close=lambda _fd, stream=stream: stream.close()))
 
     @property
@@ -64,3 +66,17 @@ class ChildProcess:
 
     def kill(self) -> None:
         self.signal(signal.SIGKILL)
+
+
+# A pipe holds 64 KiB by default: about 600 lines, after which a busy child
+# blocks until the agent's next read. 1 MiB (Linux's default most any user
+# may ask for) lets a read take ~10,000 lines and the child run on meanwhile.
+PIPE_SIZE = 1 << 20
+
+
+def widen(fd: int) -> None:
+    """Give the pipe PIPE_SIZE of buffer where the system allows it."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (AttributeError, OSError):
+        pass  # not Linux, or over the user's pipe quota: the default will do

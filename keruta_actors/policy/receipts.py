@@ -83,7 +83,7 @@ class Receipts:
 
 def encode_batch(batch_id: int, batch: RecordBlock, encoder: LogMessageEncoder, batch_frames: bool) -> list[str]:
     """The text frames that carry one batch."""
-    messages = [encoder.encode(record) for record in batch.rows()]
+    messages = encoder.encode_block(batch)
     if batch_frames:
         return [f'{{"type":"logs","batchId":{batch_id},"taskId":{encoder.task_json},"logs":[{",".join(messages)}]}}']
     return messages

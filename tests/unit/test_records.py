@@ -36,37 +36,52 @@ records = st.builds(
 )
 
 
-@given(st.lists(records, max_size=20), texts)
-def test_encoder_writes_the_same_json_value_as_the_reference(batch, task_id):
-    encoder = LogMessageEncoder(task_id)
-    for record in batch:
-        assert json.loads(encoder.encode(record)) == json.loads(json.dumps(to_log_message(record, task_id)))
+ENCODED_SHARED = ({"processId": 1, "command": "job"}, {"processId": 1}, {})
+one_run_id = st.text("0123456789abcdef.", min_size=1, max_size=12)
+line_texts = st.text(st.characters(codec="utf-8", blacklist_characters="\n"), max_size=200)
+# Rows of one block: its metadata is its source's shared dict, or its own.
+drawn_rows = st.tuples(st.sampled_from(SOURCES), st.integers(1, 10**9), st.floats(0, 4_000_000_000, allow_nan=False),
+                 st.sampled_from(LEVELS), line_texts, st.one_of(st.none(), metadata))
 
 
-@given(st.lists(records, max_size=20), texts)
-def test_for_rest_the_metadata_also_carries_what_the_keruta_api_throws_away(batch, task_id):
-    encoder = LogMessageEncoder(task_id, position_in_metadata=True)
-    for record in batch:
-        expected = to_log_message(record, task_id)
+def block_of(run_id, drawn) -> RecordBlock:
+    return RecordBlock.of_rows(run_id, [
+        make_record(run_id, source, number, timestamp, level, text,
+                    ENCODED_SHARED[SOURCE_CODE[source]] if own is None else own)
+        for source, number, timestamp, level, text, own in drawn
+    ], ENCODED_SHARED)
+
+
+@given(one_run_id, st.lists(drawn_rows, max_size=20), texts)
+def test_encoder_writes_the_same_json_value_as_the_reference(run_id, drawn, task_id):
+    block = block_of(run_id, drawn)
+    encoded = LogMessageEncoder(task_id).encode_block(block)
+    assert [json.loads(text) for text in encoded] == [to_log_message(row, task_id) for row in block.rows()]
+
+
+@given(one_run_id, st.lists(drawn_rows, max_size=20), texts)
+def test_for_rest_the_metadata_also_carries_what_the_keruta_api_throws_away(run_id, drawn, task_id):
+    block = block_of(run_id, drawn)
+    encoded = LogMessageEncoder(task_id, position_in_metadata=True).encode_block(block)
+    for text, row in zip(encoded, block.rows(), strict=True):
+        expected = to_log_message(row, task_id)
         position = {key: expected[key] for key in ("lineNumber", "timestamp", "id")}
         expected["metadata"] = {**expected["metadata"], **position}
-        assert json.loads(encoder.encode(record)) == expected
+        assert json.loads(text) == expected
 
 
 def test_shared_metadata_is_encoded_once_and_changes_are_not_missed():
     encoder = LogMessageEncoder("t")
-    shared = {"processId": 1}
-    first = make_record("r", "stdout", 1, 0.0, "INFO", "a", shared)
-    assert json.loads(encoder.encode(first))["metadata"] == {"processId": 1}
-    other = make_record("r", "stdout", 2, 0.0, "INFO", "b", {"processId": 1, "partial": True})
-    assert json.loads(encoder.encode(other))["metadata"] == {"processId": 1, "partial": True}
+    first = block_of("r", [("stdout", 1, 0.0, "INFO", "a", None)])
+    assert json.loads(encoder.encode_block(first)[0])["metadata"] == ENCODED_SHARED[0]
+    other = block_of("r", [("stdout", 2, 0.0, "INFO", "b", {"processId": 1, "partial": True})])
+    assert json.loads(encoder.encode_block(other)[0])["metadata"] == {"processId": 1, "command": "job", "partial": True}
 
 
 def test_timestamps_are_rfc3339_utc_with_milliseconds():
     assert rfc3339(0.25) == "1970-01-01T00:00:00.250Z"
-    encoder = LogMessageEncoder("t")
     now = time.time()
-    encoded = json.loads(encoder.encode(make_record("r", "stdout", 1, now, "INFO", "x", {})))
+    encoded = json.loads(LogMessageEncoder("t").encode_block(block_of("r", [("stdout", 1, now, "INFO", "x", None)]))[0])
     assert encoded["timestamp"] == rfc3339(now)
 
 
