@@ -74,6 +74,8 @@ def _agent_run(tmp_path, **env: str):
         "KERUTA_LOGGING__FORMAT": "text",
         "KERUTA_LOGGING__OUTPUT": "stderr",
         "TMPDIR": str(tmp_path),
+        # Every task's spool lives here: a test's spool must not meet another's.
+        "KERUTA_LOGSTREAMING__STATEDIR": str(tmp_path / "state"),
     } | env, marker)
     yield run
     leftovers = run.processes()
