@@ -140,6 +140,18 @@ class RecordBlock:
         """True when `other` may be concatenated onto this block."""
         return self.run_id == other.run_id and self.shared == other.shared
 
+    def same_stream(self, other: "RecordBlock") -> bool:
+        """True when `other` may join this block and continues its stream
+        (the same source): the pipeline keeps every chunk and batch to one
+        stream, so what is delivered, filtered or spooled is counted per
+        stream from a block's length alone."""
+        return self.joins(other) and (not self.sources or not other.sources or self.sources[0] == other.sources[0])
+
+    @property
+    def stream(self) -> tuple[str, str]:
+        """(namespace, source) of a block of one stream (the first record's)."""
+        return self.run_id, SOURCES[self.sources[0]]
+
     @classmethod
     def concat(cls, blocks: list["RecordBlock"]) -> "RecordBlock":
         """One block of `blocks` in order; all must join the first."""

@@ -73,6 +73,10 @@ class BatchPolicy:
     def pending(self) -> int:
         return self._pending
 
+    def firsts(self):
+        """(stream, first line) of what each held block still holds."""
+        return ((held.block.stream, held.block.line_numbers[held.start]) for held in self._held)
+
     def next_deadline(self) -> float | None:
         """When the oldest held record must go out, or None if none is held."""
         return self._held[0].deadline if self._held else None
@@ -93,14 +97,15 @@ class BatchPolicy:
 
         Up to `batch_size` records and no more than fit in `max_batch_bytes`,
         except that a record too big for any batch still goes, alone. Blocks
-        that cannot be joined (records of another run) end a batch.
+        that cannot be joined (records of another run or another source) end
+        a batch: a batch holds one stream.
         """
         counts: list[int] = []
         count = 0
         size = 0
         first = self._held[0].block
         for held in self._held:
-            if counts and not first.joins(held.block):
+            if counts and not first.same_stream(held.block):
                 return counts, True
             taken = 0
             for index in range(held.start, len(held.sizes)):

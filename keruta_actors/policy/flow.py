@@ -19,13 +19,67 @@ a line after a quiet spell still goes at once. When more than a window's worth o
 waits here, `congested` tells the stage to hold its own upstream back, and the
 pressure travels to the source reader, which stops reading the child's pipes:
 the child then blocks on write instead of the agent growing without bound.
+
+Chunks keep to one stream (`RecordBlock.same_stream`), and carry stream
+marks ("every line of this stream up to N is handled upstream"), so that a
+stage downstream of one that drops records still learns how far each stream
+has got: a mark leaves with the first chunk cut after every record added
+before it (`Marks`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from typing import Iterable
 
 from keruta_actors.records import RecordBlock
+
+StreamMarks = tuple  # (((namespace, source), line number), ...)
+
+
+def merge_marks(*marks: Iterable) -> StreamMarks:
+    """Marks joined, the highest line kept for each stream."""
+    merged: dict = {}
+    for pairs in marks:
+        for stream, line in pairs:
+            if line > merged.get(stream, 0):
+                merged[stream] = line
+    return tuple(sorted(merged.items()))
+
+
+def marks_of(block: RecordBlock | None, through: StreamMarks = ()) -> StreamMarks:
+    """What a chunk tells downstream: its marks, and its block's own last line."""
+    if block is None or not len(block):
+        return through
+    return merge_marks(through, ((block.stream, block.line_numbers[-1]),))
+
+
+class Marks:
+    """Stream marks waiting behind records: a mark is due once every record
+    added before it has passed. Counts records, never looks at them."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[int, StreamMarks]] = deque()
+        self._added = 0
+        self._passed = 0
+
+    def add(self, records: int, through: StreamMarks = ()) -> None:
+        """`records` more were queued, and `through` holds after them."""
+        self._added += records
+        if through:
+            self._queue.append((self._added, through))
+
+    def passed(self, records: int) -> StreamMarks:
+        """`records` more have passed; returns the marks now due."""
+        self._passed += records
+        due = []
+        while self._queue and self._queue[0][0] <= self._passed:
+            due.append(self._queue.popleft()[1])
+        return merge_marks(*due) if due else ()
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +89,7 @@ class Cut:
 
     block: RecordBlock | None
     final: bool
+    through: StreamMarks = ()
 
 
 class Outbox:
@@ -50,15 +105,21 @@ class Outbox:
         self._held = 0
         self._final_requested = False
         self._final_cut = False
+        self._marks = Marks()
 
-    def add(self, block: RecordBlock | None, now: float, final: bool = False) -> list[Cut]:
-        """Queue `block` (and, with `final`, the end of the stream); return
-        the chunks to send now, in order."""
+    def add(self, block: RecordBlock | None, now: float, final: bool = False,
+            through: StreamMarks = ()) -> list[Cut]:
+        """Queue `block` (and, with `final`, the end of the stream) and the
+        stream marks that hold after it; return the chunks to send now, in
+        order."""
         if self._final_requested:
             raise ValueError("records added after the final chunk")
+        added = 0
         if block is not None and len(block):
             self._open.append(block)
             self._held += len(block)
+            added = len(block)
+        self._marks.add(added, through)
         self._final_requested = final
         return self._cut(now)
 
@@ -97,14 +158,16 @@ class Outbox:
         while self.in_flight < self.window and not self._final_cut:
             full = self._held >= self.max_records
             idle = self.in_flight == 0 and self._held and now >= self._last_cut + self.linger
+            # Marks with no records to ride on (all dropped upstream) go alone.
+            marks_only = self.in_flight == 0 and not self._held and bool(self._marks)
             # Draining: no reason left to wait for more records.
-            go_now = idle or self._final_requested
+            go_now = idle or marks_only or self._final_requested
             if not (full or go_now):
                 break
             block = self._take(self.max_records)
             final = self._final_requested and not self._held
             self._final_cut = final
-            cuts.append(Cut(block, final))
+            cuts.append(Cut(block, final, self._marks.passed(len(block) if block is not None else 0)))
             self.in_flight += 1
             self._last_cut = now
         return cuts
@@ -115,7 +178,7 @@ class Outbox:
         count = 0
         while self._open and count < limit:
             head = self._open[0]
-            if taken and not taken[0].joins(head):
+            if taken and not taken[0].same_stream(head):
                 break
             room = limit - count
             if len(head) > room:
