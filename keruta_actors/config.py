@@ -339,6 +339,8 @@ class SpoolSettings:
     segment_size: int = _setting(_size)
     fsync: str = _setting(_choice("never", "interval", "always"))
     fsync_interval: float = _setting(_duration(positive=True))
+    # last, with a default: code and tests that build SpoolSettings need not name it
+    enabled: bool = field(default=True, metadata={"check": _boolean, "key": "", "secret": False})
 
 
 @dataclass(frozen=True, slots=True)

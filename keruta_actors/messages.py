@@ -9,6 +9,7 @@ measurements behind it):
                      or RestConnection --(HTTP POST)--> keruta API (fallback)
     Connection --BatchesAcked--> Batcher --Drained--> Supervisor --AgentFinished--> CLI
     SourceReader --InputEnded--> Supervisor
+    Supervisor --CloseInput--> SourceReader --InputAccount--> Supervisor   (the run's account)
 
 Rules every type here keeps:
 - frozen, slotted dataclasses with plain, pickle-able fields (Thespian drops
@@ -80,6 +81,8 @@ class AgentFinished:
     undelivered: int
     filtered: dict[str, int] = field(default_factory=dict)
     problem: str = ""  # one line for the user when the run did not go as planned
+    account: tuple = ()  # policy.accounting.StreamAccount per stream (empty if the run ended early)
+    spool: str = ""  # the task's spool directory ("" without one)
 
 
 # --- Records flowing down the pipeline -----------------------------------------
@@ -91,9 +94,13 @@ class Chunk:
     stage will ever send: every source is closed and the child has exited."""
 
     seq: int
-    block: Any  # records.RecordBlock, or None when the chunk carries none
+    block: Any  # records.RecordBlock of one stream, or None when the chunk carries none
     final: bool = False
-    not_shipped: tuple = ()  # ((reason, count), ...) counted upstream of here
+    # (((namespace, source, reason), count), ...): records not shipped on purpose upstream of here
+    not_shipped: tuple = ()
+    # (((namespace, source), line), ...): every line of the stream up to there
+    # is in this chunk or an earlier one, or was not shipped (policy/flow.py)
+    through: tuple = ()
 
     @property
     def size(self) -> int:
@@ -152,6 +159,32 @@ class InputEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseInput:
+    """Supervisor -> SourceReader: the run is ending. Confirm the final
+    watermarks (as in Delivered), stop the child if it still runs, let the
+    spool go and answer with InputAccount."""
+
+    progress: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InputAccount:
+    """SourceReader -> Supervisor: the reader's half of the run's account,
+    per stream ((namespace, source), records): read this run, held by the
+    spool when it was opened (left by an earlier run), held by it now.
+    `labels` name the streams for people ((namespace, source), "stdout").
+    `spool` is the spool's directory ("" without one); `problem` the line
+    about the spool failing, if it did."""
+
+    read: tuple = ()
+    from_spool: tuple = ()
+    left: tuple = ()
+    labels: tuple = ()
+    spool: str = ""
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChildFailedToStart:
     """SourceReader -> Supervisor: the command could not be run at all."""
 
@@ -200,11 +233,11 @@ class Drained:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """Batcher -> Supervisor -> SourceReader: per stream (id namespace), the
-    highest line number the server has confirmed; a tailed file commits its
-    offset up to there."""
+    """Batcher -> Supervisor -> SourceReader: per stream, its watermark: every
+    record up to that line is confirmed by the server or was not shipped on
+    purpose. The spool forgets them; a tailed file commits its offset."""
 
-    progress: tuple[tuple[str, int], ...]
+    progress: tuple[tuple[tuple[str, str], int], ...]  # (((namespace, source), line), ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +247,16 @@ class ReportDelivery:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReport:
-    """Batcher -> Supervisor: the answer to ReportDelivery."""
+    """Batcher -> Supervisor: the answer to ReportDelivery. `filtered` counts
+    records not shipped by reason; the per-stream fields are for the run's
+    account (policy/accounting.py)."""
 
     delivered: int
     undelivered: int
     filtered: dict[str, int]
+    delivered_by_stream: tuple = ()  # (((namespace, source), records), ...)
+    not_shipped: tuple = ()  # (((namespace, source, reason), records), ...)
+    watermarks: tuple = ()  # (((namespace, source), line), ...): as in Delivered
 
 
 # --- Memory ------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from keruta_actors.messages import (
 )
 from keruta_actors.policy.adaptive_buffer import AdaptiveBuffer, buffer_cap_for_memory
 from keruta_actors.policy.batching import BatchPolicy
-from keruta_actors.policy.delivery import DeliveryLedger
+from keruta_actors.policy.delivery import DeliveryLedger, StreamProgress
+from keruta_actors.policy.flow import marks_of
 from keruta_actors.records import RecordBlock
 
 # Bytes one wire batch may carry: well under common WebSocket message limits.
@@ -59,15 +60,18 @@ class Batcher(Stage):
         self.sent_to_connection = 0
         self.draining = False
         self.drained_sent = False
-        self.progress_sent: dict[str, int] = {}
+        self.progress = StreamProgress()
+        self.progress_sent: dict = {}
         self.progress_due = 0.0
 
     def on_chunk(self, chunk: Chunk) -> None:
         if chunk.block is not None:
             self.policy.offer(chunk.block, time.monotonic())
+        self.progress.passed(marks_of(chunk.block, chunk.through))
         self.draining = self.draining or chunk.final
         self.buffer.adjust(self.waiting())
         self._dispatch(time.monotonic())
+        self._report_progress(time.monotonic())
 
     def holding_back(self) -> bool:
         return self.waiting() >= self.buffer.size
@@ -83,6 +87,7 @@ class Batcher(Stage):
 
     def on_tick(self, now: float) -> None:
         self._dispatch(now)
+        self._report_progress(now)
         self.settle_upstream()
 
     def receiveMsg_UseConnection(self, message: UseConnection, sender) -> None:
@@ -94,19 +99,25 @@ class Batcher(Stage):
 
     def receiveMsg_BatchesAcked(self, message: BatchesAcked, sender) -> None:
         confirmed = self.ledger.acked(message.batch_ids, time.time(), dict(message.rejected))
-        if confirmed.rejected:
-            self.not_shipped["rejected_by_server"] += confirmed.rejected
+        for stream, count in confirmed.rejected_by_stream:
+            self.not_shipped[(*stream, "rejected_by_server")] += count
         self._report_progress(time.monotonic())
         self._dispatch(time.monotonic())
         self.settle_upstream()
 
     def receiveMsg_ReportDelivery(self, message: ReportDelivery, sender) -> None:
+        by_reason: dict[str, int] = {}
+        for (_, _, reason), count in self.not_shipped.items():
+            by_reason[reason] = by_reason.get(reason, 0) + count
         self.send(
             sender,
             DeliveryReport(
                 delivered=self.ledger.delivered,
                 undelivered=self.ledger.undelivered + self.waiting(),
-                filtered=dict(self.not_shipped),
+                filtered=by_reason,
+                delivered_by_stream=tuple(self.ledger.delivered_by_stream.items()),
+                not_shipped=tuple(self.not_shipped.items()),
+                watermarks=tuple(self._watermarks().items()),
             ),
         )
 
@@ -132,14 +143,24 @@ class Batcher(Stage):
             self.sent_to_connection += 1
             self.send(self.connection, Batches(self.sent_to_connection, tuple(numbered[start : start + BATCHES_PER_MESSAGE])))
 
+    def _watermarks(self) -> dict:
+        outstanding = (*self.ledger.firsts(), *((b.stream, b.line_numbers[0]) for b in self.ready if len(b)),
+                       *self.policy.firsts())
+        return self.progress.watermarks(outstanding)
+
     def _report_progress(self, now: float) -> None:
-        """Tell the supervisor how far each stream is confirmed, at most once
-        per PROGRESS_INTERVAL (tailed files commit their offsets on it)."""
-        if now < self.progress_due or self.ledger.progress == self.progress_sent:
+        """Tell the supervisor each stream's watermark, at most once per
+        PROGRESS_INTERVAL (the spool forgets what is below it, tailed files
+        commit their offsets on it)."""
+        if now < self.progress_due:
+            self.wake_at(self.progress_due)
             return
-        self.progress_sent = dict(self.ledger.progress)
+        watermarks = self._watermarks()
+        if watermarks == self.progress_sent:
+            return
+        self.progress_sent = watermarks
         self.progress_due = now + PROGRESS_INTERVAL
-        self.send(self.configured.supervisor, Delivered(tuple(self.progress_sent.items())))
+        self.send(self.configured.supervisor, Delivered(tuple(watermarks.items())))
 
     def _report_if_drained(self) -> None:
         if self.draining and not self.drained_sent and self.waiting() == 0 and self.ledger.in_flight == 0:

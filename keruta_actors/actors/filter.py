@@ -7,9 +7,12 @@ applies the chain to each chunk and passes on the survivors and the counts.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import Chunk, Configure
 from keruta_actors.policy.filters import FilterChain, credentials
+from keruta_actors.policy.flow import marks_of
 
 
 class Filter(Stage):
@@ -24,7 +27,9 @@ class Filter(Stage):
 
     def on_chunk(self, chunk: Chunk) -> None:
         if chunk.block is None:
-            self.emit(None, chunk.final)
+            self.emit(None, chunk.final, through=chunk.through)
             return
-        kept, not_shipped = self.chain.apply(chunk.block)
-        self.emit(kept, chunk.final, not_shipped)
+        kept, dropped = self.chain.apply(chunk.block)
+        stream = chunk.block.stream if chunk.size else ("", "")
+        not_shipped = Counter({(*stream, reason): count for reason, count in dropped.items()})
+        self.emit(kept, chunk.final, not_shipped, marks_of(chunk.block, chunk.through))

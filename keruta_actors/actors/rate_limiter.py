@@ -14,6 +14,7 @@ from collections import Counter, deque
 
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import Chunk, Configure
+from keruta_actors.policy.flow import Marks, marks_of
 from keruta_actors.policy.rate_limit import HierarchicalLimiter
 from keruta_actors.records import SOURCES, RecordBlock
 
@@ -38,15 +39,17 @@ class RateLimiter(Stage):
         self.max_waiting = streaming.buffer_size
         self.waiting: deque[RecordBlock] = deque()
         self.waiting_records = 0
+        self.marks = Marks()  # stream marks behind the waiting records
         self.final_seen = False
 
     def on_chunk(self, chunk: Chunk) -> None:
         if self.unlimited:
-            self.emit(chunk.block, chunk.final)
+            self.emit(chunk.block, chunk.final, through=marks_of(chunk.block, chunk.through))
             return
-        if chunk.block is not None:
+        if chunk.size:
             self.waiting.append(chunk.block)
-            self.waiting_records += len(chunk.block)
+            self.waiting_records += chunk.size
+        self.marks.add(chunk.size, marks_of(chunk.block, chunk.through))
         self.final_seen = self.final_seen or chunk.final
         self._release(time.monotonic())
 
@@ -78,12 +81,15 @@ class RateLimiter(Stage):
                 self.waiting[0] = rest
             else:
                 self.waiting.popleft()
-            self.emit(passed, not_shipped=Counter(rate_limited=dropped) if dropped else None)
+            not_shipped = Counter({(*head.stream, "rate_limited"): dropped}) if dropped else None
+            self.emit(passed, not_shipped=not_shipped, through=self.marks.passed(granted + dropped))
             if granted + dropped < run:
                 self.wake_at(self.limiter.retry_at(self.task_id, source, now))
                 break
-        if self.final_seen and not self.waiting:
-            self.emit(None, final=True)
+        if not self.waiting:
+            through = self.marks.passed(0)  # marks of chunks that brought no records
+            if through or self.final_seen:
+                self.emit(None, final=self.final_seen, through=through)
 
 
 def leading_run(sources: bytes) -> int:

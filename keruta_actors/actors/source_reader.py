@@ -7,14 +7,23 @@ files (`--source file:PATH`). Pipes are read when the reactor reports them
 readable; files are polled on the tick. The child's output is also echoed to the agent's own
 stdout/stderr, so `kubectl logs` still shows the script.
 
-While the next stage is congested nothing is read, and while the outbox
-lingers the pipes gather lines for one read: the child then blocks on write,
-which is the backpressure the whole pipeline relies on.
+Every block read is appended to the task's write-ahead spool before it goes
+anywhere (adapters/write_ahead.py): it goes on from memory while the pipeline
+has room, and is read back from the spool later when it has not. So a slow
+transport or a rate limit never holds the child back; only a full spool
+does, and then nothing is read (the child blocks on its pipe). While the
+outbox lingers the pipes gather lines for one read. Without a spool (it is
+off, or failed) nothing is read while the next stage is congested.
+
+Ids and line numbers carry on from the spool: the child's streams are
+namespaced by the spool's run id, kept across restarts, and records an
+earlier run left in the spool are sent first.
 
 The input ends when the child has exited and its pipes are drained (other
 sources get one last read), or, without a child, when stdin ends (and no
-file is tailed) or a signal asks the agent to stop. Then the final chunk goes
-down the pipeline and the supervisor hears `InputEnded`.
+file is tailed) or a signal asks the agent to stop; the supervisor then hears
+`InputEnded`. The final chunk goes down the pipeline once everything waiting
+in the spool has followed.
 """
 
 from __future__ import annotations
@@ -26,15 +35,20 @@ import time
 from dataclasses import dataclass
 
 from keruta_actors.actors.stage import Stage
+from keruta_actors.adapters import reactor
 from keruta_actors.adapters.child_process import ChildProcess
 from keruta_actors.adapters.inputs import Pipe, TailedFile, agent_stdin, offsets_file
+from keruta_actors.adapters.write_ahead import WriteAhead
 from keruta_actors.errors import ChildStartError
 from keruta_actors.messages import (
     ChildFailedToStart,
+    CloseInput,
     Configure,
     Delivered,
+    InputAccount,
     InputEnded,
     Terminate,
+    WorkDone,
 )
 from keruta_actors.policy.filters import SecretMasker, credentials
 from keruta_actors.policy.levels import default_level, detect_level
@@ -62,6 +76,7 @@ class Stream:
     echo_fd: int | None = None
     line_number: int = 0
     ended: bool = False
+    label: str = ""  # for people: stdout, stderr, stdin, file:PATH
 
 
 class SourceReader(Stage):
@@ -76,22 +91,40 @@ class SourceReader(Stage):
         super().__init__(*args, **kwargs)
         self.streams: list[Stream] = []
         self.child: ChildProcess | None = None
+        self.wal: WriteAhead | None = None
         self.started = False
-        self.finished = False
+        self.input_ended = False  # every source is read to its end
+        self.finished = False  # the final chunk is sent
+        self.closed = False  # the run is over (CloseInput)
         self.stop_requested = False
         self.watched: tuple[int, ...] = ()
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
-        # Not reading while held back is the backpressure; not reading while
-        # the outbox lingers lets the pipes gather lines for one read.
-        if self.finished or self.holding_back() or self.outbox.lingering_until():
+        if self.wal is not None and not self.closed:
+            self._send_backlog()
+        # Not reading at the spool's cap (or, without a spool, while held
+        # back) is the backpressure; not reading while the outbox lingers
+        # lets the pipes gather lines for one read.
+        if self.input_ended or self.closed or not self._may_read() or self.outbox.lingering_until():
             fds: tuple[int, ...] = ()
         else:
             fds = tuple(s.source.fd for s in self.streams if not s.ended and not s.source.polled)
         if fds != self.watched:
             self.watched = fds
             self.watch(readable=fds)
+
+    def _may_read(self) -> bool:
+        return self.wal is not None and self.wal.may_read(room=not self.holding_back())
+
+    def _send_backlog(self) -> None:
+        """Send what waits in the spool (or, after it failed, in memory) while
+        the pipeline has room; then the end of the stream, once all is sent."""
+        for block in self.wal.backlog(lambda: not self.holding_back()):
+            self.emit(block)
+        if self.input_ended and not self.finished and self.wal.caught_up:
+            self.finished = True
+            self.emit(None, final=True)
 
     def on_configure(self, message: Configure) -> None:
         if self.started:
@@ -102,6 +135,11 @@ class SourceReader(Stage):
         self.new_splitter = lambda: LineSplitter(streaming.filters.max_message_length, streaming.partial_line_timeout)
         self.masker = SecretMasker(credentials(message.settings.auth))
         self.base_metadata = {"hostname": plan.hostname, "agentVersion": plan.agent_version}
+        self.wal = WriteAhead.open(streaming.state_dir, plan.task_id, streaming.spool, self.log,
+                                   enabled=streaming.spool.enabled)
+        # The spool's run id, kept across restarts, so ids and line numbers carry on.
+        self.run_id = self.wal.run_id or plan.run_id
+        self.sync_worker = None
         if plan.command and not self._start_child(plan):
             return
         for spec in plan.sources:
@@ -110,7 +148,7 @@ class SourceReader(Stage):
         self.wake_at(time.monotonic() + POLL_INTERVAL)
 
     def on_ready(self, readable: tuple[int, ...], writable: tuple[int, ...]) -> None:
-        if self.finished:
+        if self.input_ended or self.closed:
             return
         now = time.monotonic()
         by_fd = {stream.source.fd: stream for stream in self.streams if not stream.source.polled}
@@ -121,28 +159,70 @@ class SourceReader(Stage):
 
     def on_tick(self, now: float) -> None:
         self.flush_lingering(now)
-        if self.finished:
+        if self.closed:
+            return
+        self._sync_spool(now)
+        if self.input_ended:
+            self.wake_at(now + POLL_INTERVAL)  # the spool's fsync goes on while the backlog drains
             return
         behind = False  # a tail stopped at its read cap
         for stream in self.streams:
             self._ship(stream, stream.splitter.expire(now))
-            if stream.source.polled and not stream.ended and not self.holding_back():
+            if stream.source.polled and not stream.ended and self._may_read():
                 self._read(stream, now)
                 behind = behind or stream.source.tail.more
         self._finish_if_done(now)
-        if not self.finished:
-            deadlines = [s.splitter.deadline() for s in self.streams]
-            self.wake_at(now if behind else min([now + POLL_INTERVAL] + [d for d in deadlines if d is not None]))
+        deadlines = [s.splitter.deadline() for s in self.streams]
+        self.wake_at(now if behind else min([now + POLL_INTERVAL] + [d for d in deadlines if d is not None]))
+
+    def _sync_spool(self, now: float) -> None:
+        """The interval fsync, on a worker thread: it may block for a while."""
+        job = self.wal.sync_job(now)
+        if job is not None:
+            if self.sync_worker is None:
+                self.sync_worker = reactor.Worker(reactor.current(), self.myAddress, "keruta-spool-sync")
+            self.sync_worker.submit("sync", job)
+
+    def receiveMsg_WorkDone(self, message: WorkDone, sender) -> None:
+        if message.tag == "sync" and self.wal is not None:
+            self.wal.synced(message.result)
 
     def receiveMsg_Delivered(self, message: Delivered, sender) -> None:
-        progress = dict(message.progress)
+        if self.wal is None or self.closed:
+            return
+        self.wal.confirm(message.progress)
         for stream in self.streams:
-            if isinstance(stream.source, TailedFile) and stream.namespace in progress:
-                stream.source.delivered(progress[stream.namespace])
+            if isinstance(stream.source, TailedFile):
+                for (namespace, _source), line in message.progress:
+                    if namespace == stream.namespace:
+                        stream.source.delivered(line)
+
+    def receiveMsg_CloseInput(self, message: CloseInput, sender) -> None:
+        if self.closed:
+            return
+        self.receiveMsg_Delivered(Delivered(message.progress), sender)
+        self.closed = True
+        self.watch()
+        if self.child is not None and self.child.exit_code() is None:
+            self.child.kill()  # the run ends before the child did (a stage failed)
+        left = self.wal.close() if self.wal is not None else {}
+        if self.sync_worker is not None:
+            self.sync_worker.stop()
+        wal = self.wal or WriteAhead(None, self.log)
+        labels = {(s.namespace, s.wire_source): s.label for s in self.streams}
+        streams = set(wal.read) | set(wal.held_at_open) | set(left)
+        self.send(sender, InputAccount(
+            read=tuple(wal.read.items()),
+            from_spool=tuple(wal.held_at_open.items()),
+            left=tuple(left.items()),
+            labels=tuple((stream, labels.get(stream) or f"{stream[1]} of {stream[0]}") for stream in sorted(streams)),
+            spool=wal.directory,
+            problem=wal.problem,
+        ))
 
     def receiveMsg_Terminate(self, message: Terminate, sender) -> None:
         if self.child is not None:
-            if not self.finished:
+            if not self.input_ended:
                 self.child.signal(message.signum)
         else:
             self.stop_requested = True  # no child: the signal ends the input
@@ -154,6 +234,11 @@ class SourceReader(Stage):
         for stream in self.streams:
             if stream.source.polled:
                 stream.source.close()  # kept open until now for late commits
+        if self.wal is not None and not self.closed:
+            self.closed = True
+            self.wal.close()
+        if self.sync_worker is not None:
+            self.sync_worker.stop()
 
     def on_chunk(self, chunk) -> None:
         raise TypeError("the source reader has no upstream")
@@ -165,7 +250,7 @@ class SourceReader(Stage):
         try:
             self.child.start()
         except ChildStartError as error:
-            self.finished = True
+            self.input_ended = self.finished = True
             self.send(self.configured.supervisor, ChildFailedToStart(str(error), error.exit_code))
             return False
         # the command line may carry a credential: it must not leave in metadata
@@ -176,13 +261,14 @@ class SourceReader(Stage):
         )
         shared = {"processId": self.child.pid, **self.base_metadata, **origin}
         for pipe in self.child.pipes:
-            self.streams.append(self._stream(pipe, pipe.key, plan.run_id, shared, echo_fd=ECHO_FD[pipe.key]))
+            self.streams.append(self._stream(pipe, pipe.key, self.run_id, shared, echo_fd=ECHO_FD[pipe.key]))
         return True
 
     def _add_stream(self, spec: str, plan, state_dir: str) -> None:
         agent = {"processId": plan.cli_pid, **self.base_metadata}
         if spec == "stdin":
-            stream = self._stream(agent_stdin(), "stdout", f"{plan.run_id}.stdin", {**agent, "stream": "stdin"})
+            stream = self._stream(agent_stdin(), "stdout", f"{self.run_id}.stdin", {**agent, "stream": "stdin"},
+                                  label="stdin")
         else:
             path = os.path.abspath(spec[len("file:") :])
             tailed = TailedFile(path, offsets_file(state_dir, plan.task_id))
@@ -191,11 +277,15 @@ class SourceReader(Stage):
             # The namespace comes from the task and the path, not the run, so
             # lines read again after a restart keep their ids.
             namespace = f"{plan.task_id}.file-{hashlib.sha256(path.encode()).hexdigest()[:12]}"
-            stream = self._stream(tailed, "stdout", namespace, {**agent, "stream": f"file:{path}"})
+            stream = self._stream(tailed, "stdout", namespace, {**agent, "stream": f"file:{path}"},
+                                  label=f"file:{path}")
+            # Lines re-read after the committed offset get their old numbers;
+            # the spool leaves out those it already holds.
             stream.line_number = tailed.first_line_number
         self.streams.append(stream)
 
-    def _stream(self, source, wire_source: str, namespace: str, metadata: dict, echo_fd: int | None = None) -> Stream:
+    def _stream(self, source, wire_source: str, namespace: str, metadata: dict, echo_fd: int | None = None,
+                label: str = "") -> Stream:
         return Stream(
             source=source,
             wire_source=wire_source,
@@ -204,6 +294,9 @@ class SourceReader(Stage):
             splitter=self.new_splitter(),
             default_level=default_level(wire_source),
             echo_fd=echo_fd,
+            # numbering carries on after what the spool holds, or held, of the stream
+            line_number=self.wal.last_line_number(namespace, wire_source),
+            label=label or wire_source,
         )
 
     def _read(self, stream: Stream, now: float) -> bool:
@@ -233,9 +326,11 @@ class SourceReader(Stage):
         first = stream.line_number + 1
         stream.line_number += len(lines)
         levels = [detect_level(text, stream.default_level) for text, _ in lines]
-        self.emit(
-            RecordBlock.of_lines(stream.namespace, stream.wire_source, first, time.time(), levels, lines, stream.shared)
-        )
+        block = RecordBlock.of_lines(stream.namespace, stream.wire_source, first, time.time(), levels, lines,
+                                     stream.shared)
+        ready = self.wal.take(block, room=not self.holding_back())  # written ahead first
+        if ready is not None:
+            self.emit(ready)
 
     def _echo(self, stream: Stream, data: bytes) -> None:
         if stream.echo_fd is None:
@@ -250,6 +345,8 @@ class SourceReader(Stage):
     # -- the end -------------------------------------------------------------------------
 
     def _finish_if_done(self, now: float) -> None:
+        if self.input_ended:
+            return
         if self.child is not None:
             code = self.child.exit_code()
             if code is None or not self._child_pipes_done(now):
@@ -264,8 +361,8 @@ class SourceReader(Stage):
                 self._read_all(stream, now)
             if not stream.ended:
                 self._end_stream(stream, now)
-        self.finished = True
-        self.emit(None, final=True)
+        self.input_ended = True
+        self._send_backlog()
         self.send(self.configured.supervisor, InputEnded(code, sum(s.line_number for s in self.streams)))
 
     def _child_pipes_done(self, now: float) -> bool:
@@ -275,7 +372,7 @@ class SourceReader(Stage):
         open_pipes = [s for s in self.streams if s.source in self.child.pipes and not s.ended]
         if not open_pipes:
             return True
-        if self.holding_back() or now - self.last_heard < PIPE_GRACE:
+        if not self._may_read() or now - self.last_heard < PIPE_GRACE:
             return False
         for stream in open_pipes:
             self._end_stream(stream, now)

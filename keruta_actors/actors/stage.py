@@ -10,6 +10,11 @@ numbers), whatever order Thespian delivers them in, and each exactly once: a
 chunk whose sequence number was already handled is only acknowledged again.
 A chunk the stage fails on is counted as `stage_failure` and the stream goes
 on, rather than stalling behind it.
+
+Records not shipped are counted per stream and reason, keyed
+(namespace, source, reason), and travel down with the chunks; stream marks
+(`Chunk.through`) follow the records they come after, so the batcher knows
+how far each stream has got even where records were dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from thespian.actors import PoisonMessage
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters.process_memory import release_memory
 from keruta_actors.messages import Chunk, ChunkAccepted, Configure, RelieveMemory
-from keruta_actors.policy.flow import Cut, Outbox
+from keruta_actors.policy.flow import Cut, Outbox, StreamMarks, marks_of
 from keruta_actors.policy.ordering import InOrder
 from keruta_actors.records import RecordBlock
 
@@ -46,7 +51,7 @@ class Stage(KerutaActor):
         self._in_order: InOrder[Chunk] = InOrder()
         self._upstream = None
         self._owed: deque[int] = deque()  # upstream chunks accepted but not yet acknowledged
-        self.not_shipped: Counter[str] = Counter()
+        self.not_shipped: Counter[tuple[str, str, str]] = Counter()  # (namespace, source, reason) -> records
 
     # -- for subclasses -----------------------------------------------------------
 
@@ -64,14 +69,17 @@ class Stage(KerutaActor):
     def on_relieve_memory(self) -> None:
         """Shrink what this stage holds in memory, where it can."""
 
-    def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None) -> None:
+    def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None,
+             through: StreamMarks = ()) -> None:
         """Pass records on to the next stage (coalesced into chunks by the
-        outbox), with counts of records not shipped since the last chunk."""
+        outbox), with counts of records not shipped since the last chunk
+        (keyed (namespace, source, reason)) and the stream marks that hold
+        after these records."""
         if not_shipped:
             self.not_shipped.update(not_shipped)
         if self.outbox.closed and not block:
             return  # the end of the stream was already passed on
-        self._send_cuts(self.outbox.add(block, time.monotonic(), final))
+        self._send_cuts(self.outbox.add(block, time.monotonic(), final, through))
 
     def settle_upstream(self) -> None:
         """Acknowledge upstream chunks that were held back, once there is room."""
@@ -103,9 +111,9 @@ class Stage(KerutaActor):
             self.on_chunk(chunk)
         except Exception:
             self.log.exception("failed on chunk %d; its %d records are not shipped", chunk.seq, chunk.size)
-            self.not_shipped["stage_failure"] += chunk.size
-            if chunk.final:
-                self.emit(None, final=True)
+            if chunk.size:
+                self.not_shipped[(*chunk.block.stream, "stage_failure")] += chunk.size
+            self.emit(None, final=chunk.final, through=marks_of(chunk.block, chunk.through))
 
     def receiveMsg_ChunkAccepted(self, message: ChunkAccepted, sender) -> None:
         self._send_cuts(self.outbox.accepted(time.monotonic()))
@@ -133,5 +141,5 @@ class Stage(KerutaActor):
         for cut in cuts:
             counts = tuple(sorted(self.not_shipped.items()))
             self.not_shipped.clear()
-            self.send(self.configured.downstream, Chunk(self._next_seq, cut.block, cut.final, counts))
+            self.send(self.configured.downstream, Chunk(self._next_seq, cut.block, cut.final, counts, cut.through))
             self._next_seq += 1

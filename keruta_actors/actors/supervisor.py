@@ -12,8 +12,12 @@ end up here too: `ChildActorExited` for any actor, `PoisonMessage` for
 messages a stage failed on twice.
 
 The run ends when the batcher reports everything delivered after the child
-exited, or when `logStreaming.drainTimeout` passes first; the CLI then hears
-`AgentFinished`.
+exited, or when `logStreaming.drainTimeout` passes first, or, once every
+transport has failed for good, as soon as the input ends (what is left is in
+the spool: waiting cannot deliver it). The supervisor then collects the run's
+account (policy/accounting.py): the batcher's half (`DeliveryReport`), then
+the reader's (`CloseInput` -> `InputAccount`, which also lets the spool go),
+logs it, and the CLI hears `AgentFinished`.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ from keruta_actors.messages import (
     AgentFinished,
     ChildFailedToStart,
     Chunk,
+    CloseInput,
     Configure,
     Delivered,
     DeliveryReport,
     Drained,
+    InputAccount,
     InputEnded,
     LinkLost,
     LinkUp,
@@ -51,6 +57,7 @@ from keruta_actors.messages import (
     Terminate,
     UseConnection,
 )
+from keruta_actors.policy.accounting import account
 from keruta_actors.policy.backoff import ReconnectPolicy
 from keruta_actors.policy.memory import MemoryPolicy, Steady
 from keruta_actors.policy.transport import (
@@ -77,7 +84,9 @@ class Supervisor(KerutaActor):
         super().__init__(*args, **kwargs)
         self.started: StartAgent | None = None
         self.finished = False
-        self.lost: Counter[str] = Counter()  # records lost to failures, by reason
+        self.lost: Counter[tuple[str, str, str]] = Counter()  # records lost to failures, (namespace, source, reason)
+        self.report: DeliveryReport | None = None  # the batcher's half of the account, once asked for
+        self.asked_for_report = False
 
     def receiveMsg_StartAgent(self, message: StartAgent, sender) -> None:
         if self.started is not None:
@@ -141,7 +150,8 @@ class Supervisor(KerutaActor):
     def receiveMsg_PoisonMessage(self, message: PoisonMessage, sender) -> None:
         lost = message.poisonMessage
         if isinstance(lost, Chunk):
-            self.lost["stage_failure"] += lost.size  # counted, never a silent drop
+            if lost.size:
+                self.lost[(*lost.block.stream, "stage_failure")] += lost.size  # counted, never a silent drop
             self.log.error("a stage failed twice on a chunk; %d records were not shipped", lost.size)
         else:
             self.log.error("an actor failed twice on %s", type(lost).__name__)
@@ -154,6 +164,9 @@ class Supervisor(KerutaActor):
 
     def receiveMsg_InputEnded(self, message: InputEnded, sender) -> None:
         self.exit_code = message.exit_code
+        if self.transport.all_dead:
+            self._ask_for_report()  # no transport is left to wait for
+            return
         self.drain_deadline = time.monotonic() + self.started.settings.log_streaming.drain_timeout
         self.wake_at(self.drain_deadline)
 
@@ -161,26 +174,61 @@ class Supervisor(KerutaActor):
         self.send(self.reader, message)
 
     def receiveMsg_Drained(self, message: Drained, sender) -> None:
-        self.send(self.batcher, ReportDelivery())
+        self._ask_for_report()
 
     def receiveMsg_Terminate(self, message: Terminate, sender) -> None:
         if self.started is not None:
             self.send(self.reader, message)
 
     def receiveMsg_DeliveryReport(self, message: DeliveryReport, sender) -> None:
-        problem = ""
-        if message.undelivered:
-            reason = self.problem or "the keruta API did not confirm them in time"
-            problem = f"{message.undelivered} records were not delivered: {reason}"
-        self._finish(self.exit_code if self.exit_code is not None else 1, problem, message)
+        if self.report is not None or self.finished:
+            return
+        self.report = message
+        self.send(self.reader, CloseInput(message.watermarks))
+
+    def receiveMsg_InputAccount(self, message: InputAccount, sender) -> None:
+        report = self.report
+        if report is None or self.finished:
+            return
+        accounts = account(
+            read=dict(message.read),
+            from_spool=dict(message.from_spool),
+            delivered=dict(report.delivered_by_stream),
+            not_shipped=dict(Counter(dict(report.not_shipped)) + self.lost),
+            left=dict(message.left),
+            labels=dict(message.labels),
+            spool_usable=bool(message.spool) and not message.problem,
+        )
+        self._finish(self.exit_code if self.exit_code is not None else 1,
+                     self._undelivered_problem(accounts, message), report, accounts, message.spool)
+
+    def _undelivered_problem(self, accounts, closed: InputAccount) -> str:
+        left = sum(a.left for a in accounts)
+        lost = sum(a.lost for a in accounts)
+        if not left and not lost:
+            return ""
+        reason = self.problem or "the keruta API did not confirm them in time"
+        problem = f"{left + lost} records were not delivered: {reason}"
+        if left:
+            task = self.started.plan.task_id
+            problem += (f"; {left} are kept in the spool {closed.spool}: `keruta-actors spool flush --task-id {task}`"
+                        f" or the next `start --task-id {task}` sends them")
+        if lost:
+            problem += f"; {lost} are lost ({closed.problem or 'the spool is off'})"
+        return problem
+
+    def _ask_for_report(self) -> None:
+        if not self.asked_for_report:
+            self.asked_for_report = True
+            self.drain_deadline = None
+            self.send(self.batcher, ReportDelivery())
 
     def on_tick(self, now: float) -> None:
         if self.finished:
             return
         self._carry_out(self.transport.tick(now))
         if self.drain_deadline is not None and now >= self.drain_deadline:
-            self.drain_deadline = None
-            self.send(self.batcher, ReportDelivery())
+            self._ask_for_report()
         if now >= self.memory_due:
             self._watch_memory()
             self.memory_due = now + MEMORY_INTERVAL
@@ -251,6 +299,11 @@ class Supervisor(KerutaActor):
         actions = self.transport.lost(kind, now, fatal, unserved)
         self._report_failure(kind, problem, fatal, now, was_falling_back, unserved)
         self._carry_out(actions)
+        if self.transport.all_dead and not self.asked_for_report:
+            self.log.error("no transport is left (the WebSocket and the REST API failed for good); "
+                           "what is read goes to the spool, and the agent exits when the input ends")
+            if self.exit_code is not None:  # the input has ended: nothing to wait for
+                self._ask_for_report()
 
     def _report_failure(
         self, kind: str, problem: str, fatal: bool, now: float, was_falling_back: bool, unserved: bool
@@ -277,24 +330,32 @@ class Supervisor(KerutaActor):
         else:
             self.log.warning("%s; retrying in %.1fs", problem, retry_in)
 
-    def _finish(self, exit_code: int, problem: str, report: DeliveryReport | None = None) -> None:
+    def _finish(self, exit_code: int, problem: str, report: DeliveryReport | None = None,
+                accounts: tuple = (), spool: str = "") -> None:
         if self.finished:
             return
         self.finished = True
+        undelivered = sum(a.left + a.lost + a.unaccounted for a in accounts)
         if report is not None:
-            report = replace(report, filtered=dict(Counter(report.filtered) + self.lost))
+            lost_by_reason: Counter[str] = Counter()
+            for (_, _, reason), count in self.lost.items():
+                lost_by_reason[reason] += count
+            report = replace(report, filtered=dict(Counter(report.filtered) + lost_by_reason))
             not_shipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report.filtered.items()))
             self.log.info(
-                "run finished: %d records delivered, %d not delivered; not shipped, by reason: %s",
-                report.delivered, report.undelivered, not_shipped or "none",
+                "run finished: %d records delivered, %d not delivered; not shipped, by reason: %s; by stream: %s",
+                report.delivered, undelivered, not_shipped or "none",
+                "; ".join(a.describe() for a in accounts) or "nothing read",
             )
         self.send(
             self.cli,
             AgentFinished(
                 exit_code=exit_code,
                 delivered=report.delivered if report else 0,
-                undelivered=report.undelivered if report else 0,
+                undelivered=undelivered,
                 filtered=report.filtered if report else {},
                 problem=problem,
+                account=accounts,
+                spool=spool,
             ),
         )

@@ -25,6 +25,8 @@ The interface:
     spool.confirm(namespace, source, line_number)
                                    every record of the stream up to the line is done
     spool.sync_if_due(now) -> bool    the timer's fsync (`logStreaming.spool.fsync`)
+    spool.begin_sync(now) -> SyncJob | None
+                                   the same, as a job for a worker thread
     spool.size, spool.full, spool.would_exceed(n)      against `maxSize`
     spool.status() -> tuple[StreamStatus, ...]          for `spool status`
     spool.close()
@@ -150,6 +152,10 @@ class Spool:
         if self._active is not None:
             return Position(self._active.number, self._active.size)
         return Position(self._next_number(), 0)
+
+    @property
+    def max_size(self) -> int:
+        return self._limits.max_size
 
     @property
     def full(self) -> bool:
@@ -312,6 +318,28 @@ class Spool:
         self._clean_since = now
         return True
 
+    def begin_sync(self, now: float) -> "SyncJob | None":
+        """For a timer whose fsync must not block its thread: if the policy
+        says it is time, a job that syncs everything written so far, to run
+        on another thread (it holds descriptors of its own, so the spool may
+        go on appending, rotating and deleting meanwhile). None if not due."""
+        if not self._dirty:
+            self._clean_since = now
+            return None
+        if not self._fsync.due(self._dirty, self._clean_since, now):
+            return None
+        try:
+            fds = [os.dup(fd) for fd in [*self._unsynced, self._active_fd, self._marks_fd] if fd >= 0]
+        except OSError as error:
+            raise SpoolError.from_os_error(error, "sync", self.directory) from None
+        for fd in self._unsynced:
+            os.close(fd)
+        job = SyncJob(self.directory, fds, self._dir_dirty)
+        self._unsynced.clear()
+        self._dirty = self._dir_dirty = False
+        self._clean_since = now
+        return job
+
     def sync(self) -> None:
         """Make everything written so far survive a machine crash."""
         try:
@@ -369,3 +397,27 @@ class Spool:
             self._reported.add(damage)
             self.damage.append(damage)
             report(damage)
+
+
+class SyncJob:
+    """An fsync of what a spool had written when the job was made
+    (`Spool.begin_sync`), on descriptors of its own: run it once, on any
+    thread. SpoolError if the disk refuses."""
+
+    def __init__(self, directory: str, fds: list[int], directory_too: bool) -> None:
+        self.directory = directory
+        self._fds = fds
+        self._directory_too = directory_too
+
+    def __call__(self) -> None:
+        try:
+            for fd in self._fds:
+                os.fdatasync(fd)
+            if self._directory_too:
+                fsync_dir(self.directory)
+        except OSError as error:
+            raise SpoolError.from_os_error(error, "sync", self.directory) from None
+        finally:
+            for fd in self._fds:
+                os.close(fd)
+            self._fds = []

@@ -9,32 +9,38 @@ drops the duplicates.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from typing import Iterable
 
 from keruta_actors.records import RecordBlock
+
+
+StreamKey = tuple  # (namespace, source)
 
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
     """The outcome of an acknowledgement: how many records it confirmed, how
     long each took from being read to being confirmed, and how many the
-    server refused."""
+    server refused (in all, and per stream)."""
 
     records: int
     latencies: tuple[float, ...]
     rejected: int = 0
+    rejected_by_stream: tuple[tuple[StreamKey, int], ...] = ()
 
 
 class DeliveryLedger:
+    """Batches keep to one stream (`RecordBlock.same_stream`), so what is
+    delivered and refused is counted per stream from batch lengths."""
+
     def __init__(self, max_in_flight: int) -> None:
         self.max_in_flight = max_in_flight
         self._unacked: dict[int, RecordBlock] = {}  # insertion = send order
         self._next_id = 1
         self.delivered = 0
-        # Per id namespace (one per stream), the highest line confirmed. The
-        # pipeline keeps each stream in order and resends in order, so every
-        # line of the stream up to it has been confirmed or filtered out.
-        self.progress: dict[str, int] = {}
+        self.delivered_by_stream: Counter[StreamKey] = Counter()
 
     def open(self, batches: list[RecordBlock]) -> list[tuple[int, RecordBlock]]:
         """Give each batch an id and remember it until acknowledged."""
@@ -53,22 +59,28 @@ class DeliveryLedger:
         delivered."""
         count = refused = 0
         latencies: list[float] = []
+        refused_by: Counter[StreamKey] = Counter()
         for batch_id in batch_ids:
             batch = self._unacked.pop(batch_id, None)
-            if batch is None:
+            if batch is None or not len(batch):
                 continue
             count += len(batch)
-            refused += min(len(batch), (rejected or {}).get(batch_id, 0))
+            no = min(len(batch), (rejected or {}).get(batch_id, 0))
+            refused += no
+            if no:
+                refused_by[batch.stream] += no
+            self.delivered_by_stream[batch.stream] += len(batch) - no
             latencies.extend(max(0.0, now - timestamp) for timestamp in batch.timestamps)
-            if len(batch):
-                last = max(batch.line_numbers)
-                self.progress[batch.run_id] = max(last, self.progress.get(batch.run_id, 0))
         self.delivered += count - refused
-        return Confirmed(count - refused, tuple(latencies), refused)
+        return Confirmed(count - refused, tuple(latencies), refused, tuple(refused_by.items()))
 
     def unacked(self) -> list[tuple[int, RecordBlock]]:
         """Every batch still waiting for confirmation, oldest first."""
         return list(self._unacked.items())
+
+    def firsts(self) -> Iterable[tuple[StreamKey, int]]:
+        """(stream, first line) of every batch not yet acknowledged."""
+        return ((batch.stream, batch.line_numbers[0]) for batch in self._unacked.values() if len(batch))
 
     @property
     def in_flight(self) -> int:
@@ -82,3 +94,32 @@ class DeliveryLedger:
     @property
     def undelivered(self) -> int:
         return sum(len(batch) for batch in self._unacked.values())
+
+
+class StreamProgress:
+    """How far each stream is done with: its watermark is the line up to
+    which every record is confirmed by the server or was not shipped on
+    purpose, which is what the spool may forget and a tailed file commit.
+
+    Stream marks (policy/flow.py) say how far the stages upstream have got;
+    the records still outstanding here (held, or sent and not acknowledged)
+    hold the watermark below their lowest line, whatever order acks come in."""
+
+    def __init__(self) -> None:
+        self._through: dict[StreamKey, int] = {}
+
+    def passed(self, marks) -> None:
+        """Stream marks from a chunk that has arrived."""
+        for stream, line in marks:
+            if line > self._through.get(stream, 0):
+                self._through[stream] = line
+
+    def watermarks(self, outstanding: Iterable[tuple[StreamKey, int]]) -> dict[StreamKey, int]:
+        """Each stream's watermark, given the first line of every block not
+        yet done with, as (stream, line)."""
+        lowest: dict[StreamKey, int] = {}
+        for stream, first in outstanding:
+            if first < lowest.get(stream, first + 1):
+                lowest[stream] = first
+        return {stream: min(line, lowest[stream] - 1) if stream in lowest else line
+                for stream, line in self._through.items()}

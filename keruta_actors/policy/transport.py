@@ -78,6 +78,11 @@ class TransportPlan:
         return [Start(WEBSOCKET)]
 
     @property
+    def all_dead(self) -> bool:
+        """Both transports failed for good: nothing can be delivered this run."""
+        return {WEBSOCKET, REST} <= self.dead
+
+    @property
     def falling_back(self) -> bool:
         """True once REST has taken over from the WebSocket."""
         return self.websocket.exhausted or WEBSOCKET in self.dead

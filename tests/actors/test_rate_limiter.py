@@ -24,7 +24,7 @@ def test_drop_mode_passes_the_burst_and_counts_the_rest(system, probe, seen, pla
     numbers, counts = received(seen(downstream, Chunk))
     # a one-second burst of 5 goes through at once; the other 15 are dropped, and counted
     assert numbers == [1, 2, 3, 4, 5]
-    assert counts == Counter(rate_limited=15)
+    assert counts == Counter({("run1", "stdout", "rate_limited"): 15})
 
 
 def test_delay_mode_holds_records_back_without_dropping(system, probe, seen, plan, make_settings, lines, run_for):

@@ -105,9 +105,11 @@ def test_rest_credentials_refused_end_the_run_with_one_clear_line(falling_back, 
     assert len(scripted_api.posts()) == 1, "the refused credentials were tried again"
     assert err.count("refused the credentials (HTTP 401)") == 2, err  # once in the log, once at the end
     assert "Traceback" not in err
+    spool = falling_back.env["KERUTA_LOGSTREAMING__STATEDIR"] + "/rest401.spool"
     assert err.strip().splitlines()[-1] == (
         "keruta-actors: 1 records were not delivered: the keruta API refused the credentials (HTTP 401); "
-        "check auth.token or auth.apiKey"
+        f"check auth.token or auth.apiKey; 1 are kept in the spool {spool}: "
+        "`keruta-actors spool flush --task-id rest401` or the next `start --task-id rest401` sends them"
     )
 
 

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keruta_actors.policy.delivery import DeliveryLedger
+from keruta_actors.policy.delivery import DeliveryLedger, StreamProgress
 from keruta_actors.records import RecordBlock, make_record
 
 SHARED = ({"processId": 1}, {"processId": 1}, {})
@@ -64,18 +64,34 @@ def test_every_record_is_delivered_once_whatever_the_ack_order(sizes, rng):
     assert ledger.delivered == sum(sizes) and ledger.undelivered == 0
 
 
-def test_progress_is_the_highest_confirmed_line_of_each_stream():
-    def stream(namespace, first, last):
-        rows = [make_record(namespace, "stdout", n, 0.0, "INFO", f"line {n}", SHARED[0]) for n in range(first, last + 1)]
-        return RecordBlock.of_rows(namespace, rows, SHARED)
+def stream_block(namespace, first, last, source="stdout"):
+    rows = [make_record(namespace, source, n, 0.0, "INFO", f"line {n}", SHARED[0]) for n in range(first, last + 1)]
+    return RecordBlock.of_rows(namespace, rows, SHARED)
 
-    ledger = DeliveryLedger(max_in_flight=10)
-    (first, _), (second, _) = ledger.open([stream("a", 1, 3), stream("b", 1, 2)])
-    ((third, _),) = ledger.open([stream("a", 4, 5)])
-    ledger.acked((first,), now=0)
-    assert ledger.progress == {"a": 3}
-    ledger.acked((third, second), now=0)
-    assert ledger.progress == {"a": 5, "b": 2}
+
+def watermarks(ledger, progress):
+    return progress.watermarks(ledger.firsts())
+
+
+def test_a_watermark_is_below_the_lowest_unconfirmed_line_of_its_stream_whatever_the_ack_order():
+    ledger, progress = DeliveryLedger(max_in_flight=10), StreamProgress()
+    (first, _), (second, _), (third, _) = ledger.open(
+        [stream_block("a", 1, 3), stream_block("a", 1, 2, "stderr"), stream_block("a", 4, 5)])
+    progress.passed(((("a", "stdout"), 5), (("a", "stderr"), 2)))
+    ledger.acked((third,), now=0)  # out of order: lines 1-3 are not confirmed yet
+    assert watermarks(ledger, progress) == {("a", "stdout"): 0, ("a", "stderr"): 0}
+    ledger.acked((first, second), now=0)
+    assert watermarks(ledger, progress) == {("a", "stdout"): 5, ("a", "stderr"): 2}
+    assert ledger.delivered_by_stream == {("a", "stdout"): 5, ("a", "stderr"): 2}
+
+
+def test_a_watermark_passes_lines_filtered_upstream():
+    ledger, progress = DeliveryLedger(max_in_flight=10), StreamProgress()
+    ((batch, _),) = ledger.open([stream_block("a", 1, 2)])
+    progress.passed(((("a", "stdout"), 9),))  # lines 3-9 were dropped upstream
+    assert watermarks(ledger, progress) == {("a", "stdout"): 0}
+    ledger.acked((batch,), now=0)
+    assert watermarks(ledger, progress) == {("a", "stdout"): 9}
 
 
 def test_records_the_server_refused_are_done_with_but_not_delivered():
