@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--config", action="append", default=[], metavar="FILE")
     config.set_defaults(handler=cmd_config)
 
+    spool = commands.add_parser("spool", help="show what a task's spool holds, or deliver it")
+    spool.add_argument("action", choices=("status", "flush"))
+    spool.add_argument("--task-id", default=os.environ.get("KERUTA_TASK_ID"), metavar="ID",
+                       help="the keruta task id (default: $KERUTA_TASK_ID)")
+    spool.add_argument("--config", action="append", default=[], metavar="FILE")
+    spool.add_argument("--api-url", metavar="URL", help="the keruta API (api.url); a bare host gets /api/v1")
+    spool.add_argument("--log-level", metavar="LEVEL", help="the agent's own log level")
+    spool.add_argument("--verbose", action="store_true", help="the agent's own log at DEBUG")
+    spool.set_defaults(handler=cmd_spool, disable_log_streaming=False, source=[], work_dir=None)
+
     receiver = commands.add_parser("receiver", help="run the reference keruta API log receiver")
     receiver.add_argument("--host", default="127.0.0.1")
     receiver.add_argument("--port", type=int, default=8080)
@@ -120,6 +130,46 @@ def cmd_execute(args: argparse.Namespace) -> int:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
+def cmd_spool(args: argparse.Namespace) -> int:
+    """`spool status` prints what the task's spool holds; `spool flush` runs
+    the agent with no source at all: it sends what the spool holds, through
+    the usual transports and fallback, for up to drainTimeout."""
+    if not args.task_id:
+        return usage_error("--task-id is required (or set KERUTA_TASK_ID)")
+    settings = load_settings(args.config, overrides=run_overrides(args))
+    if args.action == "flush":
+        if not settings.log_streaming.spool.enabled:
+            return usage_error("logStreaming.spool.enabled is false: there is no spool to flush")
+        finished = start_agent(settings, args, command=(), script_path="")
+        return 0 if finished.exit_code == 0 and not finished.undelivered else 1
+    from keruta_actors.adapters.spool import Spool
+    from keruta_actors.errors import SpoolError
+
+    streaming = settings.log_streaming
+    if not os.path.isdir(Spool.directory_for(streaming.state_dir, args.task_id)):
+        print(f"no spool for task {args.task_id} in {streaming.state_dir} (logStreaming.stateDir)")
+        return 0
+    try:
+        with Spool.open(streaming.state_dir, args.task_id, streaming.spool) as spool:
+            print(spool_report(spool.directory, spool.status(), spool.size, spool.max_size))
+    except SpoolError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def spool_report(directory: str, streams, size: int, max_size: int) -> str:
+    """`spool status`: one line per stream, then the total."""
+    rows = [("stream", "records", "bytes", "first", "last", "confirmed")]
+    rows += [(f"{s.stream.namespace}-{s.stream.source}", str(s.records), str(s.bytes), str(s.first or "-"),
+              str(s.last), str(s.watermark)) for s in streams]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"spool {directory}: {sum(s.records for s in streams)} records waiting, "
+             f"{size} bytes on disk (maxSize {max_size})"]
+    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str,
         env: tuple[tuple[str, str], ...] = ()) -> int:
     if not args.task_id:
@@ -141,10 +191,17 @@ def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str,
         if not command:
             return usage_error("with log streaming disabled there is nothing to do without a command")
         return run_without_streaming(command, args.work_dir, env)
+    return start_agent(settings, args, command, script_path, env).exit_code
+
+
+def start_agent(settings, args: argparse.Namespace, command: tuple[str, ...], script_path: str,
+                env: tuple[tuple[str, str], ...] = ()):
     from keruta_actors.agent import run_agent  # Thespian is needed only from here on
 
     plan = RunPlan(
         task_id=args.task_id,
+        # Used only without a spool: with one, the spool's run id, kept across
+        # restarts, names the streams (actors/source_reader.py).
         run_id=uuid.uuid4().hex[:12],
         command=command,
         script_path=script_path,
@@ -158,7 +215,7 @@ def run(args: argparse.Namespace, command: tuple[str, ...], script_path: str,
     finished = run_agent(settings, plan)
     if finished.problem:
         print(f"{PROG}: {finished.problem}", file=sys.stderr)
-    return finished.exit_code
+    return finished
 
 
 def source_problem(sources: list[str]) -> str:

@@ -103,10 +103,14 @@ class Spool:
         self._marks_fd = open_private(self._marks_path, os.O_WRONLY | os.O_APPEND)  # last: nothing to undo
         self._marks_size = 0
 
+    @staticmethod
+    def directory_for(state_dir: str, task_id: str) -> str:
+        return os.path.join(state_dir, f"{task_file_name(task_id)}.spool")
+
     @classmethod
     def open(cls, state_dir: str, task_id: str, settings) -> "Spool":
         """The task's spool; SpoolError if the disk refuses or another agent has it."""
-        directory = os.path.join(state_dir, f"{task_file_name(task_id)}.spool")
+        directory = cls.directory_for(state_dir, task_id)
         lock_fd = -1
         try:
             private_dir(state_dir)
