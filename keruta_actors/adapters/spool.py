@@ -93,6 +93,7 @@ class Spool:
             for stream, last in segment.lasts.items():
                 self._high[stream] = max(last, self._high.get(stream, 0))
         self.size = sum(segment.size for segment in self._segments.values())
+        self._highest = max(self._segments, default=0)  # the highest segment number used
         self._active: Segment | None = None
         self._active_fd = -1
         self._unsynced: list[int] = []  # retired segments' descriptors, for the next sync
@@ -181,10 +182,14 @@ class Spool:
         except OSError as error:
             raise SpoolError.from_os_error(error, "create", segment.path) from None
         self._active = self._segments[segment.number] = segment
+        self._highest = segment.number
         self._dir_dirty = True
 
     def _next_number(self) -> int:
-        return max(self._segments, default=0) + 1
+        """Numbers only grow while the spool is open, even once every segment
+        is gone: a reader's position in a deleted segment must stay behind
+        every later frame."""
+        return self._highest + 1
 
     def _retire_active(self) -> None:
         if self._active is None:

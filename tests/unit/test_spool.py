@@ -211,6 +211,21 @@ def test_full_at_the_cap(tmp_path):
         assert not spool.full
 
 
+def test_positions_only_grow_even_once_every_segment_is_gone(tmp_path):
+    """A reader holding a position in a deleted segment must still find the
+    frames appended after it (a reused segment number hid them: a full spool
+    then never cleared)."""
+    settings = SpoolSettings(max_size=2048, segment_size=2048, fsync="never", fsync_interval=1.0)
+    with Spool.open(str(tmp_path), "t", settings) as spool:
+        spool.append(lines("ns", 1, 100))
+        read_up_to = spool.position
+        spool.confirm("ns", "stdout", 100)
+        assert spool.size == 0
+        spool.append(lines("ns", 101, 1))
+        assert spool.position > read_up_to
+        assert replayed(spool, read_up_to) == ["ns-stdout-101"]
+
+
 def test_a_cap_of_one_segment_clears_once_everything_is_confirmed(tmp_path):
     settings = SpoolSettings(max_size=2048, segment_size=2048, fsync="never", fsync_interval=1.0)
     with Spool.open(str(tmp_path), "t", settings) as spool:
