@@ -35,6 +35,7 @@ class WriteAhead:
         self.read: Counter[StreamKey] = Counter()  # records read this run, per stream
         self.held_at_open: dict[StreamKey, int] = {}  # unconfirmed records an earlier run left
         self.full_reported = False
+        self.was_full = False
         self.syncing = False
         if spool is None:
             self.overflow = Overflow(START, START, spooling=False)
@@ -81,15 +82,16 @@ class WriteAhead:
 
     def may_read(self, room: bool) -> bool:
         full = self.overflow.spooling and self.spool.full
-        if full and not self.full_reported:
-            self.full_reported = True
-            self.log.warning(
-                "spool full: %s holds %d bytes (logStreaming.spool.maxSize %d); not reading the sources "
-                "until the keruta API confirms what it holds (the command waits on its output; nothing is dropped)",
-                self.directory, self.spool.size, self.spool.max_size)
-        elif not full and self.full_reported and self.overflow.spooling:
-            self.full_reported = False
-            self.log.warning("spool no longer full: reading the sources again")
+        if full != self.was_full:
+            self.was_full = full
+            if full and not self.full_reported:  # said once a run: a spool at its cap fills again and again
+                self.full_reported = True
+                self.log.warning(
+                    "spool full: %s holds %d bytes (logStreaming.spool.maxSize %d); the sources are read only "
+                    "as the keruta API confirms what it holds (the command waits on its output; nothing is dropped)",
+                    self.directory, self.spool.size, self.spool.max_size)
+            else:
+                self.log.debug("spool %s", "full" if full else "no longer full")
         return self.overflow.may_read(full, room)
 
     def backlog(self, room: Callable[[], bool]) -> Iterator[RecordBlock]:
