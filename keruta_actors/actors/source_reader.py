@@ -368,8 +368,17 @@ class SourceReader(Stage):
     def _child_pipes_done(self, now: float) -> bool:
         """True once the child's pipes are at EOF, or open but silent for
         PIPE_GRACE after it exited. Unread output is never dropped: while
-        held back, or while the pipes still deliver, keep waiting."""
+        held back, or while the pipes still deliver, keep waiting.
+
+        The pipes are read before their silence is judged: output the child
+        wrote just before exiting may not have been reported readable yet
+        (it came between the loop's select and this tick), and a pipe
+        closed unread lost it: a short run's only line, with exit code 0."""
         open_pipes = [s for s in self.streams if s.source in self.child.pipes and not s.ended]
+        if open_pipes and self._may_read():
+            for stream in open_pipes:
+                self._read(stream, now)  # once: a grandchild may keep writing
+            open_pipes = [s for s in open_pipes if not s.ended]
         if not open_pipes:
             return True
         if not self._may_read() or now - self.last_heard < PIPE_GRACE:
