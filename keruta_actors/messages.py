@@ -101,6 +101,8 @@ class Chunk:
     # (((namespace, source), line), ...): every line of the stream up to there
     # is in this chunk or an earlier one, or was not shipped (policy/flow.py)
     through: tuple = ()
+    # (((namespace, source), array of line numbers), ...): the lines not_shipped counts
+    dropped: tuple = ()
 
     @property
     def size(self) -> int:
@@ -257,6 +259,9 @@ class DeliveryReport:
     delivered_by_stream: tuple = ()  # (((namespace, source), records), ...)
     not_shipped: tuple = ()  # (((namespace, source, reason), records), ...)
     watermarks: tuple = ()  # (((namespace, source), line), ...): as in Delivered
+    # (((namespace, source), records), ...): done with above the watermark
+    # (acknowledged out of order, or not shipped), though still in the spool
+    done_above: tuple = ()
 
 
 # --- Memory ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ supervisor hears `Drained`.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import (
@@ -61,6 +61,7 @@ class Batcher(Stage):
         self.draining = False
         self.drained_sent = False
         self.progress = StreamProgress()
+        self.done_above: dict = {}
         self.progress_sent: dict = {}
         self.progress_due = 0.0
 
@@ -68,6 +69,9 @@ class Batcher(Stage):
         if chunk.block is not None:
             self.policy.offer(chunk.block, time.monotonic())
         self.progress.passed(marks_of(chunk.block, chunk.through))
+        for stream, lines in self.dropped:  # counted by the stages upstream, or here
+            self.progress.dropped(stream, lines)
+        self.dropped = []
         self.draining = self.draining or chunk.final
         self.buffer.adjust(self.waiting())
         self._dispatch(time.monotonic())
@@ -118,6 +122,7 @@ class Batcher(Stage):
                 delivered_by_stream=tuple(self.ledger.delivered_by_stream.items()),
                 not_shipped=tuple(self.not_shipped.items()),
                 watermarks=tuple(self._watermarks().items()),
+                done_above=tuple(self.done_above.items()),
             ),
         )
 
@@ -146,7 +151,10 @@ class Batcher(Stage):
     def _watermarks(self) -> dict:
         outstanding = (*self.ledger.firsts(), *((b.stream, b.line_numbers[0]) for b in self.ready if len(b)),
                        *self.policy.firsts())
-        return self.progress.watermarks(outstanding)
+        watermarks = self.progress.watermarks(outstanding)
+        self.done_above = dict(Counter(self.ledger.done_above(watermarks)) +
+                               Counter(self.progress.dropped_above(watermarks)))
+        return watermarks
 
     def _report_progress(self, now: float) -> None:
         """Tell the supervisor each stream's watermark, at most once per

@@ -7,6 +7,7 @@ applies the chain to each chunk and passes on the survivors and the counts.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 
 from keruta_actors.actors.stage import Stage
@@ -29,7 +30,11 @@ class Filter(Stage):
         if chunk.block is None:
             self.emit(None, chunk.final, through=chunk.through)
             return
-        kept, dropped = self.chain.apply(chunk.block)
-        stream = chunk.block.stream if chunk.size else ("", "")
-        not_shipped = Counter({(*stream, reason): count for reason, count in dropped.items()})
-        self.emit(kept, chunk.final, not_shipped, marks_of(chunk.block, chunk.through))
+        block = chunk.block
+        kept, reasons = self.chain.apply(block)
+        lines: tuple = ()
+        if reasons:  # which lines: the spool's account of what is left needs them
+            gone = sorted(set(block.line_numbers).difference(kept.line_numbers))
+            lines = ((block.stream, array("q", gone)),)
+        not_shipped = Counter({(*block.stream, reason): count for reason, count in reasons.items()})
+        self.emit(kept, chunk.final, not_shipped, marks_of(block, chunk.through), lines)

@@ -82,7 +82,8 @@ class RateLimiter(Stage):
             else:
                 self.waiting.popleft()
             not_shipped = Counter({(*head.stream, "rate_limited"): dropped}) if dropped else None
-            self.emit(passed, not_shipped=not_shipped, through=self.marks.passed(granted + dropped))
+            lines = ((head.stream, head.line_numbers[granted : granted + dropped]),) if dropped else ()
+            self.emit(passed, not_shipped=not_shipped, through=self.marks.passed(granted + dropped), dropped=lines)
             if granted + dropped < run:
                 self.wake_at(self.limiter.retry_at(self.task_id, source, now))
                 break

@@ -20,6 +20,7 @@ how far each stream has got even where records were dropped.
 from __future__ import annotations
 
 import time
+from array import array
 from collections import Counter, deque
 
 from thespian.actors import PoisonMessage
@@ -52,6 +53,7 @@ class Stage(KerutaActor):
         self._upstream = None
         self._owed: deque[int] = deque()  # upstream chunks accepted but not yet acknowledged
         self.not_shipped: Counter[tuple[str, str, str]] = Counter()  # (namespace, source, reason) -> records
+        self.dropped: list[tuple[tuple[str, str], array]] = []  # the lines not_shipped counts, per stream
 
     # -- for subclasses -----------------------------------------------------------
 
@@ -70,13 +72,15 @@ class Stage(KerutaActor):
         """Shrink what this stage holds in memory, where it can."""
 
     def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None,
-             through: StreamMarks = ()) -> None:
+             through: StreamMarks = (), dropped: tuple = ()) -> None:
         """Pass records on to the next stage (coalesced into chunks by the
         outbox), with counts of records not shipped since the last chunk
-        (keyed (namespace, source, reason)) and the stream marks that hold
+        (keyed (namespace, source, reason)) and their line numbers
+        (((namespace, source), array), ...), and the stream marks that hold
         after these records."""
         if not_shipped:
             self.not_shipped.update(not_shipped)
+        self.dropped.extend(dropped)
         if self.outbox.closed and not block:
             return  # the end of the stream was already passed on
         self._send_cuts(self.outbox.add(block, time.monotonic(), final, through))
@@ -107,12 +111,14 @@ class Stage(KerutaActor):
         # counted, not silently dropped, and the failure is logged with its
         # traceback.
         self.not_shipped.update(dict(chunk.not_shipped))
+        self.dropped.extend(chunk.dropped)
         try:
             self.on_chunk(chunk)
         except Exception:
             self.log.exception("failed on chunk %d; its %d records are not shipped", chunk.seq, chunk.size)
             if chunk.size:
                 self.not_shipped[(*chunk.block.stream, "stage_failure")] += chunk.size
+                self.dropped.append((chunk.block.stream, chunk.block.line_numbers))
             self.emit(None, final=chunk.final, through=marks_of(chunk.block, chunk.through))
 
     def receiveMsg_ChunkAccepted(self, message: ChunkAccepted, sender) -> None:
@@ -141,5 +147,7 @@ class Stage(KerutaActor):
         for cut in cuts:
             counts = tuple(sorted(self.not_shipped.items()))
             self.not_shipped.clear()
-            self.send(self.configured.downstream, Chunk(self._next_seq, cut.block, cut.final, counts, cut.through))
+            dropped, self.dropped = tuple(self.dropped), []
+            self.send(self.configured.downstream,
+                      Chunk(self._next_seq, cut.block, cut.final, counts, cut.through, dropped))
             self._next_seq += 1

@@ -195,7 +195,8 @@ class Supervisor(KerutaActor):
             from_spool=dict(message.from_spool),
             delivered=dict(report.delivered_by_stream),
             not_shipped=dict(Counter(dict(report.not_shipped)) + self.lost),
-            left=dict(message.left),
+            # what the spool holds less what was done with above the watermark
+            left=dict(Counter(dict(message.left)) - Counter(dict(report.done_above))),
             labels=dict(message.labels),
             spool_usable=bool(message.spool) and not message.problem,
         )

@@ -9,6 +9,7 @@ drops the duplicates.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
@@ -41,6 +42,10 @@ class DeliveryLedger:
         self._next_id = 1
         self.delivered = 0
         self.delivered_by_stream: Counter[StreamKey] = Counter()
+        # Acknowledged batches (stream, first line, records) not yet known to
+        # be below their stream's watermark: acks that came out of order
+        # leave done records above it, still in the spool (see done_above).
+        self._recently_done: list[tuple[StreamKey, int, int]] = []
 
     def open(self, batches: list[RecordBlock]) -> list[tuple[int, RecordBlock]]:
         """Give each batch an id and remember it until acknowledged."""
@@ -70,9 +75,22 @@ class DeliveryLedger:
             if no:
                 refused_by[batch.stream] += no
             self.delivered_by_stream[batch.stream] += len(batch) - no
+            self._recently_done.append((batch.stream, batch.line_numbers[0], len(batch)))
             latencies.extend(max(0.0, now - timestamp) for timestamp in batch.timestamps)
         self.delivered += count - refused
         return Confirmed(count - refused, tuple(latencies), refused, tuple(refused_by.items()))
+
+    def done_above(self, watermarks: dict[StreamKey, int]) -> dict[StreamKey, int]:
+        """Per stream, records acknowledged (delivered or refused) above its
+        watermark: done with, though the spool still holds them. Forgets
+        those below it, so call it now and then (with each watermark)."""
+        kept = [(stream, first, count) for stream, first, count in self._recently_done
+                if first > watermarks.get(stream, 0)]
+        self._recently_done = kept
+        above: Counter[StreamKey] = Counter()
+        for stream, _, count in kept:
+            above[stream] += count
+        return dict(above)
 
     def unacked(self) -> list[tuple[int, RecordBlock]]:
         """Every batch still waiting for confirmation, oldest first."""
@@ -107,6 +125,25 @@ class StreamProgress:
 
     def __init__(self) -> None:
         self._through: dict[StreamKey, int] = {}
+        self._dropped: dict[StreamKey, list] = {}  # stream -> ascending arrays of lines not shipped
+
+    def dropped(self, stream: StreamKey, lines) -> None:
+        """Lines of the stream not shipped on purpose upstream (ascending)."""
+        if len(lines):
+            self._dropped.setdefault(stream, []).append(lines)
+
+    def dropped_above(self, watermarks: dict[StreamKey, int]) -> dict[StreamKey, int]:
+        """Per stream, lines not shipped above its watermark: done with,
+        though the spool still holds them. Forgets those below it."""
+        above: dict[StreamKey, int] = {}
+        for stream, arrays in self._dropped.items():
+            watermark = watermarks.get(stream, 0)
+            kept = [lines for lines in arrays if lines[-1] > watermark]
+            self._dropped[stream] = kept
+            count = sum(len(lines) - bisect_right(lines, watermark) for lines in kept)
+            if count:
+                above[stream] = count
+        return above
 
     def passed(self, marks) -> None:
         """Stream marks from a chunk that has arrived."""
