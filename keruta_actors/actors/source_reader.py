@@ -115,7 +115,14 @@ class SourceReader(Stage):
             self.watch(readable=fds)
 
     def _may_read(self) -> bool:
-        return self.wal is not None and self.wal.may_read(room=not self.holding_back())
+        """Whether to read the sources now. Once the child has exited, its
+        pipes are read to their end whatever the spool's cap (they hold what
+        they hold; waiting for room that may never come would never end)."""
+        if self.wal is None:
+            return False
+        if self.wal.may_read(room=not self.holding_back()):
+            return True
+        return self.child is not None and self.child.exit_code() is not None
 
     def _send_backlog(self) -> None:
         """Send what waits in the spool (or, after it failed, in memory) while

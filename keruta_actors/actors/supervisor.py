@@ -72,6 +72,8 @@ from keruta_actors.policy.transport import (
 
 # How often the whole agent's memory is measured (~5 ms a reading).
 MEMORY_INTERVAL = 5.0
+# How long the end-of-run account (batcher, then reader) may take.
+ACCOUNT_TIMEOUT = 10.0
 MIB = 1 << 20
 # The REST connection is named, not imported: `requests` then loads only in
 # its own process, once the fallback is needed (measured: importing it here
@@ -87,6 +89,7 @@ class Supervisor(KerutaActor):
         self.lost: Counter[tuple[str, str, str]] = Counter()  # records lost to failures, (namespace, source, reason)
         self.report: DeliveryReport | None = None  # the batcher's half of the account, once asked for
         self.asked_for_report = False
+        self.account_deadline: float | None = None
 
     def receiveMsg_StartAgent(self, message: StartAgent, sender) -> None:
         if self.started is not None:
@@ -222,6 +225,9 @@ class Supervisor(KerutaActor):
         if not self.asked_for_report:
             self.asked_for_report = True
             self.drain_deadline = None
+            # the account takes two messages; a stage failing on them must not keep the agent running
+            self.account_deadline = time.monotonic() + ACCOUNT_TIMEOUT
+            self.wake_at(self.account_deadline)
             self.send(self.batcher, ReportDelivery())
 
     def on_tick(self, now: float) -> None:
@@ -230,6 +236,11 @@ class Supervisor(KerutaActor):
         self._carry_out(self.transport.tick(now))
         if self.drain_deadline is not None and now >= self.drain_deadline:
             self._ask_for_report()
+        if self.account_deadline is not None and now >= self.account_deadline:
+            self.log.error("the run's account did not come within %.0fs; ending without it", ACCOUNT_TIMEOUT)
+            self._finish(self.exit_code if self.exit_code is not None else 1,
+                         "the run ended without its account: an agent stage failed at the end (see the log); "
+                         "what was not delivered is in the spool")
         if now >= self.memory_due:
             self._watch_memory()
             self.memory_due = now + MEMORY_INTERVAL
@@ -288,7 +299,7 @@ class Supervisor(KerutaActor):
             self.send(address, ActorExitRequest())
 
     def _wake_when_due(self) -> None:
-        dues = (self.transport.next_due(), self.drain_deadline, self.memory_due)
+        dues = (self.transport.next_due(), self.drain_deadline, self.memory_due, self.account_deadline)
         self.wake_at(min(due for due in dues if due is not None))
 
     def _link_failed(self, kind: str, problem: str, fatal: bool, unserved: bool = False) -> None:
