@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: the whole agent, beside its peers, in one run.
 
-    python tools/bench.py [--quick] [--lines N] [--json PATH] [--chart PATH] [--rest] [--compare-filters]
+    python tools/bench.py [--quick] [--lines N] [--json PATH] [--chart PATH] [--rest] [--compare-filters] [--spool]
 
 Every sender reads the same child (tools/bench.py's WRITER: distinct
 110-byte lines, half on stdout, half on stderr) and every run uses the
@@ -379,6 +379,26 @@ def chart(rows: dict, path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
+def spool_costs(sink: NullSink, workdir: Path, lines: int) -> dict[str, dict]:
+    """`--spool`: the agent at batchSize 100 and 10 with the write-ahead
+    spool on (in this run's directory) and off; prints what the spool costs
+    in agent CPU per line. The delivery is fast here, so the spool is
+    appended to, confirmed and deleted, and rarely read back."""
+    rows: dict[str, dict] = {}
+    for batch_size in (100, 10):
+        for spool in ("on", "off"):
+            extra = {"KERUTA_LOGSTREAMING__SPOOL__ENABLED": "true" if spool == "on" else "false",
+                     "KERUTA_LOGSTREAMING__STATEDIR": str(workdir / "state")}
+            name = f"agent b={batch_size} spool {spool}"
+            task_id, result = agent(sink, workdir, lines, 0, batch_size, extra=extra)
+            rows[name] = throughput(name, task_id, result, sink, lines)
+            show(rows[name])
+        on, off = rows[f"agent b={batch_size} spool on"], rows[f"agent b={batch_size} spool off"]
+        print(f"  spool at b={batch_size}: {on['us_per_line'] - off['us_per_line']:+.2f} µs of agent CPU per line, "
+              f"{100 * (on['lines_per_s'] / off['lines_per_s'] - 1):+.1f}% lines/s", flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer lines and shorter runs: under two minutes")
@@ -387,6 +407,7 @@ def main() -> int:
     parser.add_argument("--chart", default="bench-report.png", help="where to write the PNG chart ('' for none)")
     parser.add_argument("--rest", action="store_true", help="also run the agent over its REST fallback only")
     parser.add_argument("--compare-filters", action="store_true", help="also run batchSize 100 without filters")
+    parser.add_argument("--spool", action="store_true", help="also run batchSize 100 and 10 with the spool on and off")
     parser.add_argument("--peer", choices=("transport", "naive"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("writer", nargs="*", help=argparse.SUPPRESS)
@@ -412,6 +433,8 @@ def main() -> int:
                 task_id, result = agent(sink, workdir, lines, 0, 100, extra=no_filters)
                 rows["no filters b=100"] = throughput("no filters b=100", task_id, result, sink, lines)
                 show(rows["no filters b=100"])
+            if args.spool:
+                rows |= spool_costs(sink, workdir, lines)
             if args.rest:
                 rest = {"KERUTA_WEBSOCKET_URL": f"ws://127.0.0.1:{free_port()}/ws/tasks",
                         "KERUTA_WEBSOCKET_MAX_RECONNECT_ATTEMPTS": "1", "KERUTA_API__RATELIMIT__REQUESTSPERMINUTE": "0"}
