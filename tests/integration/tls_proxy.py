@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.integration.link_proxy import LinkProxy
+
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -59,33 +61,22 @@ def make_server_cert(directory: Path, ca_key, ca_cert) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class TlsProxy:
+class TlsProxy(LinkProxy):
     """Ends TLS on 127.0.0.1:`port` and forwards each connection to the
     plain upstream port."""
 
     def __init__(self, upstream_port: int, cert: Path, key: Path) -> None:
-        self.upstream = ("127.0.0.1", upstream_port)
+        super().__init__(upstream_port)
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(cert, key)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
         self.handshakes = 0
-        self._thread = threading.Thread(target=self._accept, name="tls-proxy", daemon=True)
-
-    def __enter__(self) -> "TlsProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._listener.close()
-        self._thread.join(timeout=5)
 
     def _accept(self) -> None:
         while True:
             try:
                 client, _ = self._listener.accept()
             except OSError:
-                return
+                return  # closed
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
