@@ -137,11 +137,6 @@ def cmd_spool(args: argparse.Namespace) -> int:
     if not args.task_id:
         return usage_error("--task-id is required (or set KERUTA_TASK_ID)")
     settings = load_settings(args.config, overrides=run_overrides(args))
-    if args.action == "flush":
-        if not settings.log_streaming.spool.enabled:
-            return usage_error("logStreaming.spool.enabled is false: there is no spool to flush")
-        finished = start_agent(settings, args, command=(), script_path="")
-        return 0 if finished.exit_code == 0 and not finished.undelivered else 1
     from keruta_actors.adapters.spool import Spool
     from keruta_actors.errors import SpoolError
 
@@ -149,6 +144,12 @@ def cmd_spool(args: argparse.Namespace) -> int:
     if not os.path.isdir(Spool.directory_for(streaming.state_dir, args.task_id)):
         print(f"no spool for task {args.task_id} in {streaming.state_dir} (logStreaming.stateDir)")
         return 0
+    if args.action == "flush":
+        if not streaming.spool.enabled:
+            return usage_error("logStreaming.spool.enabled is false: the agent would not read the spool")
+        finished = start_agent(settings, args, command=(), script_path="")
+        # no spool (another agent holds it, or the disk refuses): nothing was flushed
+        return 0 if finished.exit_code == 0 and finished.spool and not finished.undelivered else 1
     try:
         with Spool.open(streaming.state_dir, args.task_id, streaming.spool) as spool:
             print(spool_report(spool.directory, spool.status(), spool.size, spool.max_size))

@@ -303,3 +303,17 @@ def test_a_full_disk_is_one_clear_line_and_nothing_read_is_lost(agent, receiver,
     assert numbers(receiver, "tfull") == list(range(1, 20001))
     read, from_spool, delivered, not_shipped, left = account(err)["stdout"]
     assert (read, delivered, not_shipped, left) == (20000, 20000, 0, 0)
+
+
+def test_a_spool_in_use_by_a_running_agent_is_left_alone(agent, receiver, tmp_path):
+    started = tmp_path / "started"
+    running = agent.popen("start", "--task-id", "tbusy", "--", "sh", "-c", f"touch {started}; sleep 3",
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(started.exists, 30, "the child to start")
+        for action in ("status", "flush"):
+            done = agent.run("spool", action, "--task-id", "tbusy")
+            assert done.returncode == 1, (action, done.stderr.decode())
+            assert "tbusy.spool is in use by another agent" in done.stderr.decode()
+    finally:
+        assert running.wait(timeout=60) == 0
