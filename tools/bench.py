@@ -23,8 +23,10 @@ Runs:
 - idle PSS and CPU (before the child writes) and peak PSS;
 - the wall time of `start -- echo hello`.
 
-CPU is the sender process's own user+system time, read when it has exited
-(its child, the writer, is not counted). It prints a table, the targets
+CPU is the sender process's own user+system time (its child, the writer, is
+not counted) from the moment the child starts writing to the sender's exit:
+every sender gets an idle spell first, so start-up is left out of the
+per-line figures and reported on its own. It prints a table, the targets
 with their ratios, and writes a JSON report and a PNG chart (latency CDFs,
 throughput by configuration). Compare ratios, not absolute figures: the
 machines are noisy. `--quick` finishes in under two minutes.
@@ -165,9 +167,10 @@ def writer_command(workdir: Path, lines: int, rate: float, idle: float) -> list[
 
 
 def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dict:
-    """Run a sender to its end: wall time after the idle spell, its own CPU
-    time (read while it is a zombie, before it is reaped, so that nothing of
-    its child is counted), idle CPU and PSS, peak PSS."""
+    """Run a sender to its end: wall time and its own CPU time after the idle
+    spell (the last reading is taken while it is a zombie, before it is
+    reaped, so that nothing of its child is counted), CPU before that
+    (start-up), idle CPU and PSS, peak PSS."""
     log = workdir / f"sender-{uuid.uuid4().hex[:6]}.log"
     with open(log, "wb") as err:
         popen = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
@@ -175,7 +178,7 @@ def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dic
     started = time.perf_counter()
     idle_from = idle_to = None
     idle_pss = peak_pss = 0
-    cpu = 0.0
+    cpu = startup_cpu = 0.0
     while True:
         try:
             if sender.status() == psutil.STATUS_ZOMBIE:
@@ -186,6 +189,8 @@ def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dic
         except psutil.NoSuchProcess:
             break
         since = time.perf_counter() - started
+        if since < idle:
+            startup_cpu = times.user + times.system
         peak_pss = max(peak_pss, pss)
         if idle * 0.4 <= since <= idle * 0.95:
             idle_pss = max(idle_pss, pss)
@@ -197,12 +202,18 @@ def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dic
     if idle_from and idle_to and idle_to[0] - idle_from[0] >= 1.0:
         idle_cpu = 100 * (idle_to[1] - idle_from[1]) / (idle_to[0] - idle_from[0])
     problem = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("keruta-actors:")]
-    return {"seconds": time.perf_counter() - started - idle, "cpu_s": cpu, "exit": code,
+    return {"seconds": time.perf_counter() - started - idle, "cpu_s": cpu - startup_cpu, "startup_cpu_s": startup_cpu,
+            "exit": code,
             "idle_pss_mib": idle_pss / 2**20, "peak_pss_mib": peak_pss / 2**20, "idle_cpu_percent": idle_cpu,
             "problem": problem[-1] if problem else ""}
 
 
-def agent(server: Server, workdir: Path, lines: int, rate: float, batch_size: int, idle: float = 0.0,
+# Every sender waits this long before its child writes: start-up is over by
+# then, and its CPU is not counted per line.
+IDLE = 1.0
+
+
+def agent(server: Server, workdir: Path, lines: int, rate: float, batch_size: int, idle: float = IDLE,
           extra: dict | None = None) -> tuple[str, dict]:
     task_id = f"agent-{uuid.uuid4().hex[:6]}"
     command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", task_id, "--",
@@ -213,8 +224,8 @@ def agent(server: Server, workdir: Path, lines: int, rate: float, batch_size: in
 def peer(kind: str, sink: NullSink, workdir: Path, lines: int) -> tuple[str, dict]:
     task_id = f"{kind}-{uuid.uuid4().hex[:6]}"
     command = [sys.executable, str(Path(__file__).resolve()), "--peer", kind, "--url", f"{sink.ws_url}/{task_id}",
-               "--", *writer_command(workdir, lines, 0, 0)]
-    return task_id, run_sender(command, dict(os.environ), 0.0, workdir)
+               "--", *writer_command(workdir, lines, 0, IDLE)]
+    return task_id, run_sender(command, dict(os.environ), IDLE, workdir)
 
 
 def throughput(name: str, task_id: str, result: dict, sink: NullSink, lines: int) -> dict:
@@ -319,7 +330,8 @@ def show(row: dict) -> None:
     if "latency_ms" in row:
         cells.append("latency ms p50/p95/p99/max " + "/".join(f"{row['latency_ms'].get(k, 0):.1f}"
                                                               for k in ("p50", "p95", "p99", "max")))
-    cells.append(f"cpu {row['cpu_s']:.2f}s ({row['cpu_s'] * 1e6 / max(1, row['lines']):.1f} µs/line)")
+    cells.append(f"cpu {row['cpu_s']:.2f}s ({row['cpu_s'] * 1e6 / max(1, row['lines']):.1f} µs/line, "
+                 f"start-up {row['startup_cpu_s']:.2f}s)")
     cells.append(f"pss peak {row['peak_pss_mib']:.0f} MiB")
     print("  ".join(cells), flush=True)
     if row.get("exit") or row.get("problem"):

@@ -139,6 +139,7 @@ class Reactor:
         self._deliver_ready(readable, writable, readers, writers)
         self._deliver_posted()
         self._deliver_timers(time.monotonic())
+        self._collect_outside()
 
     def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Run until `done()` (checked after each round) or `timeout`; returns done()."""
@@ -159,7 +160,7 @@ class Reactor:
             if fd in writers:
                 ready.setdefault(writers[fd], ([], []))[1].append(fd)
         for key, (can_read, can_write) in ready.items():
-            self.tell(self._actors[key], FdsReady(tuple(can_read), tuple(can_write)))
+            self.system.tell(self._actors[key], FdsReady(tuple(can_read), tuple(can_write)))
 
     def _deliver_posted(self) -> None:
         while True:
@@ -167,14 +168,14 @@ class Reactor:
                 actor, message = self._posted.get_nowait()
             except queue.Empty:
                 return
-            self.tell(actor, message)
+            self.system.tell(actor, message)
 
     def _deliver_timers(self, now: float) -> None:
         due = [(key, generation) for key, (at, generation) in self._timers.items() if at <= now]
         for key, generation in due:
             if self._timers.get(key, (0.0, -1))[1] == generation:
                 del self._timers[key]
-            self.tell(self._actors[key], Tick(generation))
+            self.system.tell(self._actors[key], Tick(generation))
 
     def _collect_outside(self) -> None:
         while True:
