@@ -28,6 +28,7 @@ are: an actor finds it with `current()`.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import select
@@ -39,6 +40,7 @@ from typing import Any
 from keruta_actors.messages import FdsReady, Tick, WorkDone
 
 _current: "Reactor | None" = None
+log = logging.getLogger(__name__)
 
 
 def current() -> "Reactor":
@@ -133,7 +135,11 @@ class Reactor:
         readable: list[int] = []
         writable: list[int] = []
         if self._posted.empty():
-            readable, writable, _ = select.select([self._wake_read, *readers], list(writers), [], wait)
+            try:
+                readable, writable, _ = select.select([self._wake_read, *readers], list(writers), [], wait)
+            except (OSError, ValueError):  # a descriptor closed while still watched
+                self._drop_closed(readers, writers)
+                return
         if self._wake_read in readable:
             _drain(self._wake_read)
         self._deliver_ready(readable, writable, readers, writers)
@@ -160,7 +166,8 @@ class Reactor:
             if fd in writers:
                 ready.setdefault(writers[fd], ([], []))[1].append(fd)
         for key, (can_read, can_write) in ready.items():
-            self.system.tell(self._actors[key], FdsReady(tuple(can_read), tuple(can_write)))
+            if key in self._actors:  # not forgotten by an earlier delivery of this round
+                self.system.tell(self._actors[key], FdsReady(tuple(can_read), tuple(can_write)))
 
     def _deliver_posted(self) -> None:
         while True:
@@ -175,7 +182,8 @@ class Reactor:
         for key, generation in due:
             if self._timers.get(key, (0.0, -1))[1] == generation:
                 del self._timers[key]
-            self.system.tell(self._actors[key], Tick(generation))
+            if key in self._actors:  # not forgotten by an earlier delivery of this round
+                self.system.tell(self._actors[key], Tick(generation))
 
     def _collect_outside(self) -> None:
         while True:
@@ -183,6 +191,18 @@ class Reactor:
             if message is None:
                 return
             self.outside.append(message)
+
+    def _drop_closed(self, readers: dict[int, str], writers: dict[int, str]) -> None:
+        """Stop watching descriptors that are no longer open: the actor that
+        closed one forgot to say so, which must not stop the whole agent."""
+        for fd, key in (*readers.items(), *writers.items()):
+            try:
+                os.fstat(fd)
+            except OSError:
+                log.warning("stopped watching descriptor %d: it was closed while watched", fd)
+                for table in (self._readers, self._writers):
+                    if fd in table.get(key, ()):
+                        _replace(table, key, tuple(other for other in table[key] if other != fd))
 
     def _key(self, actor) -> str:
         key = actor.actorAddressString
