@@ -37,10 +37,6 @@ from keruta_actors.policy.ordering import InOrder
 from keruta_actors.policy.receipts import Receipts, encode_batch
 from keruta_actors.records import LogMessageEncoder
 
-# Confirmations gather this long before they go to the batcher as one
-# message: a busy link confirms thousands of batches a second.
-ACK_LINGER = 0.005
-
 
 class Connection(KerutaActor):
     def __init__(self, *args, **kwargs) -> None:
@@ -48,8 +44,6 @@ class Connection(KerutaActor):
         self.link: WebSocketLink | None = None
         self.connected = False
         self.lost = False
-        self.confirmed: list[int] = []
-        self.confirm_due: float | None = None
         self.in_order: InOrder[Batches] = InOrder()
 
     def receiveMsg_Configure(self, message: Configure, sender) -> None:
@@ -128,12 +122,10 @@ class Connection(KerutaActor):
     def on_tick(self, now: float) -> None:
         if self.lost:
             return
-        if self.confirm_due is not None and now >= self.confirm_due:
-            self._send_confirmations()
         if now >= self.heartbeat_due:
             self._heartbeat(now)
         if not self.lost:
-            self.wake_at(min(due for due in (self.heartbeat_due, self.confirm_due) if due is not None))
+            self.wake_at(self.heartbeat_due)
 
     def _heartbeat(self, now: float) -> None:
         oldest = self.receipts.oldest_unanswered()
@@ -187,23 +179,13 @@ class Connection(KerutaActor):
         return ()
 
     def _confirm(self, batch_ids: list[int]) -> None:
-        if not batch_ids:
-            return
-        self.confirmed.extend(batch_ids)
-        if self.confirm_due is None:
-            self.confirm_due = time.monotonic() + ACK_LINGER
-            self.wake_at(self.confirm_due)
-
-    def _send_confirmations(self) -> None:
-        if self.confirmed:
-            self.send(self.batcher, BatchesAcked(tuple(self.confirmed)))
-        self.confirmed = []
-        self.confirm_due = None
+        """One message for all that one read of the socket confirms."""
+        if batch_ids:
+            self.send(self.batcher, BatchesAcked(tuple(batch_ids)))
 
     def _lose(self, problem: str, fatal: bool = False, unserved: bool = False) -> None:
         if self.lost:
             return
-        self._send_confirmations()  # what the server stored need not be sent again
         self.lost = True
         self.watch()
         if self.connected:

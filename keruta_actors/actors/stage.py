@@ -72,18 +72,19 @@ class Stage(KerutaActor):
         """Shrink what this stage holds in memory, where it can."""
 
     def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None,
-             through: StreamMarks = (), dropped: tuple = ()) -> None:
+             through: StreamMarks = (), dropped: tuple = (), cut: bool = True) -> None:
         """Pass records on to the next stage (coalesced into chunks by the
         outbox), with counts of records not shipped since the last chunk
         (keyed (namespace, source, reason)) and their line numbers
         (((namespace, source), array), ...), and the stream marks that hold
-        after these records."""
+        after these records; with `cut=False` they wait for the next
+        `flush_lingering`."""
         if not_shipped:
             self.not_shipped.update(not_shipped)
         self.dropped.extend(dropped)
         if self.outbox.closed and not block:
             return  # the end of the stream was already passed on
-        self._send_cuts(self.outbox.add(block, time.monotonic(), final, through))
+        self._send_cuts(self.outbox.add(block, time.monotonic(), final, cut, through))
 
     def settle_upstream(self) -> None:
         """Acknowledge upstream chunks that were held back, once there is room."""

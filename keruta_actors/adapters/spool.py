@@ -159,6 +159,11 @@ class Spool:
         return Position(self._next_number(), 0)
 
     @property
+    def dirty(self) -> bool:
+        """Written since the last sync, with fsync "interval" (the timer's work)."""
+        return self._dirty and self._fsync.mode == "interval"
+
+    @property
     def max_size(self) -> int:
         return self._limits.max_size
 

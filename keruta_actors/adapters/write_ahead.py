@@ -119,6 +119,11 @@ class WriteAhead:
             yield block
 
     @property
+    def unsynced(self) -> bool:
+        """Written and not yet fsynced, under `fsync: interval`: the timer has work."""
+        return self.spool is not None and self.overflow.spooling and self.spool.dirty
+
+    @property
     def caught_up(self) -> bool:
         return self.overflow.caught_up
 

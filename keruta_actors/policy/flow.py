@@ -107,11 +107,13 @@ class Outbox:
         self._final_cut = False
         self._marks = Marks()
 
-    def add(self, block: RecordBlock | None, now: float, final: bool = False,
+    def add(self, block: RecordBlock | None, now: float, final: bool = False, cut: bool = True,
             through: StreamMarks = ()) -> list[Cut]:
         """Queue `block` (and, with `final`, the end of the stream) and the
         stream marks that hold after it; return the chunks to send now, in
-        order."""
+        order. With `cut=False` nothing is cut yet: the caller adds more and
+        then calls `flush`, so that what it gathered at one moment travels in
+        one chunk."""
         if self._final_requested:
             raise ValueError("records added after the final chunk")
         added = 0
@@ -121,12 +123,17 @@ class Outbox:
             added = len(block)
         self._marks.add(added, through)
         self._final_requested = final
-        return self._cut(now)
+        return self._cut(now) if cut else []
 
     def accepted(self, now: float) -> list[Cut]:
         """The next stage accepted a chunk; return the chunks to send now."""
         self.in_flight = max(0, self.in_flight - 1)
         return self._cut(now)
+
+    @property
+    def resting_until(self) -> float:
+        """No chunk is cut before this, unless one fills: the linger after the last cut."""
+        return self._last_cut + self.linger
 
     def lingering_until(self) -> float | None:
         """When records held back by the linger must go (call `flush` then)."""

@@ -109,7 +109,7 @@ class Pipeline(RuleBasedStateMachine):
 
     @rule()
     def send(self):
-        batches = self.policy.take(self.now, link_idle=True)
+        batches = self.policy.take(self.now, link_free=True)
         room = self.ledger.room
         self.ready = getattr(self, "ready", [])
         self.ready.extend(batches)
