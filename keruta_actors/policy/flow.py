@@ -162,19 +162,24 @@ class Outbox:
 
     def _cut(self, now: float) -> list[Cut]:
         cuts = []
+        next_stream = False  # the last cut ended where another stream's records begin
         while self.in_flight < self.window and not self._final_cut:
             full = self._held >= self.max_records
             idle = self.in_flight == 0 and self._held and now >= self._last_cut + self.linger
             # Marks with no records to ride on (all dropped upstream) go alone.
             marks_only = self.in_flight == 0 and not self._held and bool(self._marks)
-            # Draining: no reason left to wait for more records.
-            go_now = idle or marks_only or self._final_requested
+            # Draining: no reason left to wait for more records. A chunk holds
+            # one stream, so records of several gathered at once go in one
+            # chunk each, together: the second must not wait out a linger.
+            go_now = idle or marks_only or next_stream or self._final_requested
             if not (full or go_now):
                 break
             block = self._take(self.max_records)
+            taken = len(block) if block is not None else 0
+            next_stream = 0 < taken < self.max_records and self._held > 0
             final = self._final_requested and not self._held
             self._final_cut = final
-            cuts.append(Cut(block, final, self._marks.passed(len(block) if block is not None else 0)))
+            cuts.append(Cut(block, final, self._marks.passed(taken)))
             self.in_flight += 1
             self._last_cut = now
         return cuts

@@ -121,6 +121,32 @@ def test_records_gathered_without_cutting_travel_in_one_chunk():
     assert [numbers(c) for c in outbox.flush(now=10.0)] == [[1, 2]]
 
 
+def stderr_block(*numbers, run_id="run"):
+    rows = [make_record(run_id, "stderr", n, 0.0, "INFO", f"err {n}", SHARED[1]) for n in numbers]
+    return RecordBlock.of_rows(run_id, rows, SHARED)
+
+
+def test_streams_gathered_together_go_together_one_chunk_each():
+    """A chunk holds one stream; the second stream's records must not wait
+    out another linger (they did: at 1,000 lines/s on stdout and stderr,
+    latency grew to a second)."""
+    outbox = Outbox(window=4, max_records=100, linger=LINGER)
+    outbox.add(block(1, 2), now=10.0, cut=False)
+    outbox.add(stderr_block(1), now=10.0, cut=False)
+    outbox.add(block(3), now=10.0, cut=False)
+    cuts = outbox.flush(now=10.0)
+    assert [(c.block.stream[1], numbers(c)) for c in cuts] == [("stdout", [1, 2]), ("stderr", [1]), ("stdout", [3])]
+
+
+def test_marks_leave_with_the_chunk_after_the_records_before_them():
+    outbox = Outbox(window=1, max_records=100)
+    (first,) = outbox.add(block(1), now=0.0)
+    assert first.through == ()
+    assert outbox.add(None, now=0.0, through=((("run", "stdout"), 5),)) == []  # a chunk is in flight
+    (marks_only,) = outbox.accepted(now=0.0)
+    assert marks_only.block is None and marks_only.through == ((("run", "stdout"), 5),)
+
+
 def test_a_late_flush_sends_the_lingering_records():
     outbox = Outbox(window=4, max_records=100, linger=LINGER)
     outbox.add(block(1), now=10.0)
