@@ -45,7 +45,10 @@ GROUPS = {
 }
 NOT_SHIPPED_REASONS = ("below_level", "excluded", "not_included", "rate_limited",
                        "rejected_by_server", "stage_failure", "other")
-ERROR_TYPES = ("websocket", "api", "spool", "stage", "webhook", "other")
+# where an error happened; then the server's `error` frames, by code (SPEC §5)
+ERROR_TYPES = ("websocket", "api", "spool", "stage", "webhook",
+               "unauthorized", "rate_limit_exceeded", "invalid_log_format", "task_not_found",
+               "websocket_connection_failed", "database_error", "other")
 LINKS = ("websocket", "rest")
 TRANSPORTS = (*LINKS, "spool")  # spool: neither link is usable, records wait on disk
 BUFFER_TYPES = ("used", "capacity")  # records held in memory, and the buffer's current cap
