@@ -20,6 +20,9 @@ and with `debug.trace.enabled` the message flow written to
 Servers run on threads of their own and read only the registry and the
 health snapshot. A port that cannot be bound is reported in the agent's log
 and the run goes on: monitoring never stands in the way of the logs.
+
+What is not configured is not even imported: with monitoring and debugging
+off, a run loads none of it.
 """
 
 from __future__ import annotations
@@ -29,14 +32,7 @@ import threading
 import time
 import tracemalloc
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
-
 from keruta_actors import meter
-from keruta_actors.actors.alert_evaluator import AlertEvaluator
-from keruta_actors.actors.health_checker import HealthChecker
-from keruta_actors.adapters import message_trace, profiling
-from keruta_actors.adapters.http_server import Answer, HttpServer
 from keruta_actors.messages import Configure
 
 log = logging.getLogger("keruta_actors.monitoring")
@@ -57,8 +53,14 @@ class Monitoring:
         started = cls()
         monitoring = settings.monitoring
         if monitoring.enabled:
+            from prometheus_client import CollectorRegistry
+
+            from keruta_actors.actors.alert_evaluator import AlertEvaluator
+            from keruta_actors.actors.health_checker import HealthChecker
+            from keruta_actors.agent_meter import Meter
+
             limit = settings.log_streaming.performance.memory_limit_mb * MIB
-            agent_meter = meter.Meter(CollectorRegistry(), plan.task_id, monitoring.metrics, limit, time.time())
+            agent_meter = Meter(CollectorRegistry(), plan.task_id, monitoring.metrics, limit, time.time())
             meter.install(agent_meter)
             for actor_class in (HealthChecker, AlertEvaluator):
                 system.tell(system.createActor(actor_class), Configure(settings, plan, supervisor))
@@ -79,6 +81,8 @@ class Monitoring:
         meter.uninstall()
 
     def _serve(self, name: str, host: str, port: int, routes) -> None:
+        from keruta_actors.adapters.http_server import HttpServer
+
         try:
             server = HttpServer(name, host, port, routes).start()
         except OSError as error:
@@ -89,6 +93,8 @@ class Monitoring:
             f" {path}" for path in sorted({path for _, path in routes})))
 
     def _start_debugging(self, debug) -> None:
+        from keruta_actors.adapters import message_trace
+
         message_trace.install()
         if debug.trace.enabled:
             try:
@@ -101,7 +107,12 @@ class Monitoring:
             self._serve("keruta-debug", DEBUG_HOST, debug.pprof.port, debug_routes(threading.get_ident()))
 
 
-def monitoring_routes(agent_meter: meter.Meter, stale_after: float) -> dict:
+def monitoring_routes(agent_meter, stale_after: float) -> dict:
+    """`agent_meter`: the agent_meter.Meter whose registry and snapshot are served."""
+    from prometheus_client.exposition import choose_encoder
+
+    from keruta_actors.adapters.http_server import Answer
+
     def metrics(query, headers) -> Answer:
         encoder, content_type = choose_encoder(headers.get("Accept", ""))
         return Answer(200, encoder(agent_meter.registry), content_type)
@@ -117,6 +128,8 @@ def monitoring_routes(agent_meter: meter.Meter, stale_after: float) -> dict:
 
 def debug_routes(loop_thread: int) -> dict:
     """`loop_thread`: the thread the actors run on, which a profile samples."""
+    from keruta_actors.adapters import message_trace, profiling
+    from keruta_actors.adapters.http_server import Answer
 
     def gc(query, headers) -> Answer:
         return Answer.json(200, profiling.collect_garbage())

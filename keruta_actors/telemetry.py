@@ -220,12 +220,17 @@ def observe_delivered(m: Metrics, blocks: RecordBlock | Sequence[RecordBlock], c
     `confirmed_at` (epoch seconds, as the blocks' timestamps), bucketed once
     per source for all of them. Returns the bucket counts over all sources,
     for signals.Latency.add."""
-    stamps: dict[int, array] = {}
-    for block in [blocks] if isinstance(blocks, RecordBlock) else blocks:
-        for _, code in _sources_in(block):
-            stamps.setdefault(code, array("d")).extend(_of_source(block, code, block.timestamps))
+    blocks = [blocks] if isinstance(blocks, RecordBlock) else blocks
+    # the columns of all blocks at once, joined in C: no Python step per block
+    sources = b"".join([block.sources for block in blocks])
+    if not sources:
+        return [0] * (len(LATENCY_BUCKETS) + 1)
+    stamps = array("d", b"".join([block.timestamps.tobytes() for block in blocks]))
+    if sources.count(sources[0]) == len(sources):  # the usual case: one source
+        return m.latency.observe_since(SOURCES[sources[0]], stamps, confirmed_at)
     totals = [0] * (len(LATENCY_BUCKETS) + 1)
-    for code, of_source in stamps.items():
+    for code in set(sources):
+        of_source = [stamp for stamp, at in zip(stamps, sources) if at == code]
         counts = m.latency.observe_since(SOURCES[code], of_source, confirmed_at)
         totals = [a + b for a, b in zip(totals, counts)]
     return totals

@@ -22,7 +22,6 @@ import time
 from keruta_actors import meter
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters import reactor
-from keruta_actors.adapters.alertmanager import RESEND_EVERY, AlertmanagerClient, alert_payload
 from keruta_actors.logsetup import python_level
 from keruta_actors.messages import Configure, ShipAgentRecord, WorkDone
 from keruta_actors.policy.alerts import AlertEvaluator as Rules
@@ -33,7 +32,7 @@ class AlertEvaluator(KerutaActor):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.configured: Configure | None = None
-        self.client: AlertmanagerClient | None = None
+        self.client = None  # adapters.alertmanager.AlertmanagerClient, with alerting.webhookUrl
 
     def receiveMsg_Configure(self, message: Configure, sender) -> None:
         if self.configured is not None:
@@ -46,9 +45,12 @@ class AlertEvaluator(KerutaActor):
             meter.current().alert(rule.name, rule.severity, firing=False)
         self.interval = settings.alerting.evaluation_interval
         if settings.alerting.webhook_url:
-            self.client = AlertmanagerClient(settings.alerting.webhook_url, settings.alerting.timeout)
+            from keruta_actors.adapters import alertmanager  # requests: loaded only for a webhook
+
+            self.alertmanager = alertmanager
+            self.client = alertmanager.AlertmanagerClient(settings.alerting.webhook_url, settings.alerting.timeout)
             self.worker = reactor.Worker(reactor.current(), self.myAddress, "keruta-alertmanager")
-        self.resend_due = time.monotonic() + RESEND_EVERY
+            self.resend_due = time.monotonic() + alertmanager.RESEND_EVERY
         if rules:
             self.wake_at(time.monotonic() + self.interval)
 
@@ -57,7 +59,7 @@ class AlertEvaluator(KerutaActor):
         for decision in self.rules.observe(meter.current().signals(wall), wall):
             self._report(decision, wall)
         if self.client is not None and now >= self.resend_due:
-            self.resend_due = now + RESEND_EVERY
+            self.resend_due = now + self.alertmanager.RESEND_EVERY
             self._post(self.rules.firing(), wall)
         self.wake_at(now + self.interval)
 
@@ -84,5 +86,5 @@ class AlertEvaluator(KerutaActor):
         if self.client is None or not decisions:
             return
         client, task_id = self.client, self.configured.plan.task_id
-        alerts = [alert_payload(decision, task_id, wall) for decision in decisions]
+        alerts = [self.alertmanager.alert_payload(decision, task_id, wall) for decision in decisions]
         self.worker.submit("post", lambda: client.post(alerts))

@@ -12,6 +12,7 @@ from thespian.actors import ActorTypeDispatcher
 from keruta_actors import meter
 from keruta_actors.actors.alert_evaluator import AlertEvaluator
 from keruta_actors.actors.health_checker import HealthChecker
+from keruta_actors.agent_meter import Meter
 from keruta_actors.messages import Configure, MemoryMeasured, QueryMemory, ShipAgentRecord
 from keruta_actors.policy.memory import MemoryReading
 
@@ -43,7 +44,7 @@ def closed_port() -> int:
 
 @pytest.fixture
 def agent_meter():
-    installed = meter.Meter(CollectorRegistry(), "task", ["logCount", "errorRate", "latency", "memoryUsage"],
+    installed = Meter(CollectorRegistry(), "task", ["logCount", "errorRate", "latency", "memoryUsage"],
                             512 * MIB, now=0.0)
     meter.install(installed)
     yield installed
