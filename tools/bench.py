@@ -382,10 +382,14 @@ def chart(rows: dict, path: Path) -> None:
 
 # --- the cost of metrics (--metrics) ---------------------------------------------------
 
+SMALL_RUN = 5_000
+
 
 def metrics_cost(sink: NullSink, workdir: Path, lines: int, repeats: int = 3) -> dict[str, dict]:
-    """CPU per line with monitoring off, and on with /metrics scraped every
-    second, at batchSize 100, alternated `repeats` times (medians); and the
+    """CPU with monitoring off, and on with /metrics scraped every second, at
+    batchSize 100, alternated `repeats` times (medians), at `lines` lines and
+    at SMALL_RUN lines: the difference between the two sizes is the cost per
+    line, the small run's the fixed cost (start-up, imports, threads). And the
     meter's own calls timed in this process, per line, as the agent makes
     them (one per chunk read, one per acknowledgement)."""
     import threading
@@ -395,27 +399,35 @@ def metrics_cost(sink: NullSink, workdir: Path, lines: int, repeats: int = 3) ->
     from keruta_actors.agent_meter import Meter
     from keruta_actors.records import RecordBlock
 
-    runs: dict[str, list[float]] = {"metrics off": [], "metrics on": []}
+    small = SMALL_RUN
+    cpu: dict[tuple[str, int], list[float]] = {}
     for _ in range(repeats):
-        for name in runs:
-            port = free_port()
-            extra = ({"KERUTA_MONITORING__ENABLED": "false"} if name == "metrics off" else
-                     {"KERUTA_MONITORING__PROMETHEUS__ENABLED": "true", "KERUTA_MONITORING__PROMETHEUS__PORT": str(port)})
-            done = threading.Event()
+        for size in (small, lines):
+            for name in ("metrics off", "metrics on"):
+                port = free_port()
+                extra = ({"KERUTA_MONITORING__ENABLED": "false"} if name == "metrics off" else
+                         {"KERUTA_MONITORING__PROMETHEUS__ENABLED": "true",
+                          "KERUTA_MONITORING__PROMETHEUS__PORT": str(port)})
+                done = threading.Event()
 
-            def scrape() -> None:
-                while not done.wait(1.0):
-                    try:
-                        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
-                    except OSError:
-                        pass
-            scraper = threading.Thread(target=scrape, daemon=True)
-            scraper.start()
-            task_id, result = agent(sink, workdir, lines, 0, 100, extra=extra)
-            done.set()
-            runs[name].append(throughput(name, task_id, result, sink, lines)["us_per_line"])
-    rows = {name: {"name": name, "us_per_line": statistics.median(values), "runs_us_per_line": values}
-            for name, values in runs.items()}
+                def scrape() -> None:
+                    while not done.wait(1.0):
+                        try:
+                            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+                        except OSError:
+                            pass
+                threading.Thread(target=scrape, daemon=True).start()
+                task_id, result = agent(sink, workdir, size, 0, 100, extra=extra)
+                done.set()
+                if throughput(name, task_id, result, sink, size)["lines"] != size:
+                    print(f"    {name}, {size} lines: not all stored ({result['problem']})", flush=True)
+                cpu.setdefault((name, size), []).append(result["cpu_s"])
+    median = {key: statistics.median(values) for key, values in cpu.items()}
+    rows: dict[str, dict] = {}
+    for name in ("metrics off", "metrics on"):
+        rows[name] = {"name": name, "cpu_s": {str(size): cpu[name, size] for size in (small, lines)},
+                      "us_per_line": (median[name, lines] - median[name, small]) * 1e6 / (lines - small),
+                      "fixed_ms": median[name, small] * 1e3}
     shared = ({"processId": 1},) * 3
     timed: dict[str, float] = {}
     for chunk, per_ack in ((4096, 128), (100, 10), (10, 1)):
@@ -440,9 +452,10 @@ def metrics_cost(sink: NullSink, workdir: Path, lines: int, repeats: int = 3) ->
 
 def show_metrics_cost(rows: dict[str, dict]) -> None:
     off, on = rows["metrics off"], rows["metrics on"]
-    print(f"metrics off: {off['us_per_line']:.2f} µs/line (runs {', '.join(f'{v:.2f}' for v in off['runs_us_per_line'])})")
-    print(f"metrics on:  {on['us_per_line']:.2f} µs/line (runs {', '.join(f'{v:.2f}' for v in on['runs_us_per_line'])}); "
-          f"difference {on['us_per_line'] - off['us_per_line']:+.2f} µs/line")
+    for row in (off, on):
+        print(f"{row['name']}: {row['us_per_line']:.2f} µs/line, {row['fixed_ms']:.0f} ms for a {SMALL_RUN:,}-line run")
+    print(f"metrics cost: {on['us_per_line'] - off['us_per_line']:+.2f} µs/line, "
+          f"{on['fixed_ms'] - off['fixed_ms']:+.0f} ms fixed")
     calls = rows["meter calls"]["us_per_line_by_chunk"]
     print("meter calls alone: " + ", ".join(f"{v:.3f} µs/line in {k}" for k, v in calls.items()))
 

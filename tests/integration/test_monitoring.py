@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.error import HTTPError, URLError
@@ -15,6 +17,7 @@ from urllib.request import Request, urlopen
 
 import psutil
 import pytest
+import websockets.sync.server
 
 from tests.integration.link_proxy import LinkProxy
 from tests.integration.peers import alertmanager, alerts_of, free_port, poll, prometheus, tool
@@ -209,3 +212,80 @@ def test_no_debug_endpoints_without_debug_enabled(agent, tmp_path):
         with pytest.raises(URLError):
             run.get("/debug/gc", debug_port, method="POST")
         assert set(listening_addresses(run.process.pid).values()) == {"127.0.0.1"}  # loopback by default
+
+
+class ScriptedWebSocket:
+    """A log WebSocket that announces `batch` and `ack`, and answers each
+    batch with the frames `script(batch_id)` gives (default: an ack)."""
+
+    def __init__(self, script) -> None:
+        self.script = script
+        self.connections = 0
+        self.batches: list[tuple[float, int]] = []  # (arrival, batch id)
+        self.errors_sent: list[tuple[float, str]] = []  # (when, code)
+        self._server = websockets.sync.server.serve(self._handle, "127.0.0.1", 0)
+        self.port = self._server.socket.getsockname()[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+    def _handle(self, connection) -> None:
+        self.connections += 1
+        connection.send(json.dumps({"type": "hello", "capabilities": ["batch", "ack"]}))
+        try:
+            for text in connection:
+                frame = json.loads(text)
+                if frame.get("type") != "logs":
+                    continue
+                self.batches.append((time.monotonic(), frame["batchId"]))
+                for reply in self.script(frame["batchId"]) or [{"type": "ack", "batchId": frame["batchId"]}]:
+                    if reply["type"] == "error":
+                        self.errors_sent.append((time.monotonic(), reply["code"]))
+                    connection.send(json.dumps(reply))
+        except websockets.exceptions.ConnectionClosed:
+            pass
+
+
+def error(code: str, **extra) -> dict:
+    return {"type": "error", "code": code, "message": f"scripted {code}", **extra}
+
+
+def test_the_server_s_error_frames_reject_a_batch_and_slow_the_sender_down(agent, tmp_path):
+    def script(batch_id):
+        if batch_id == 1:
+            return [error("INVALID_LOG_FORMAT", batchId=1)]
+        if batch_id == 3:
+            return [error("RATE_LIMIT_EXCEEDED", retryAfter=1), {"type": "ack", "batchId": 3}]
+        return None
+
+    server = ScriptedWebSocket(script)
+    try:
+        with running_agent(agent, tmp_path, KERUTA_WEBSOCKET_URL=f"ws://127.0.0.1:{server.port}/ws/tasks") as run:
+            poll(lambda: len(server.batches) >= 8)
+            assert run.sample('keruta_errors_total{type="invalid_log_format"}') == 1
+            assert run.sample('keruta_errors_total{type="rate_limit_exceeded"}') == 1
+            assert run.sample('keruta_logs_not_shipped_total{reason="rejected_by_server"}') >= 1
+    finally:
+        server.close()
+    [(limited_at, _)] = [sent for sent in server.errors_sent if sent[1] == "RATE_LIMIT_EXCEEDED"]
+    # Batches already on their way may still arrive; then nothing until the second is up.
+    quiet = [at - limited_at for at, _ in server.batches if limited_at + 0.2 < at < limited_at + 0.9]
+    assert not quiet, f"batches {quiet} s after the server asked to wait 1 s"
+    assert server.connections == 1
+
+
+def test_an_unauthorized_frame_is_fatal_for_the_websocket(agent, tmp_path, closed_port):
+    server = ScriptedWebSocket(lambda batch_id: [error("UNAUTHORIZED")])
+    try:
+        with running_agent(agent, tmp_path, KERUTA_WEBSOCKET_URL=f"ws://127.0.0.1:{server.port}/ws/tasks",
+                           KERUTA_API_URL=f"http://127.0.0.1:{closed_port}/api/v1",
+                           KERUTA_WEBSOCKET_RECONNECT_INTERVAL="100ms",
+                           KERUTA_LOGSTREAMING__DRAINTIMEOUT="1s") as run:
+            poll(lambda: run.sample('keruta_errors_total{type="unauthorized"}') == 1)
+            assert poll(lambda: run.sample('keruta_websocket_status{status="retired"}') == 1)
+            time.sleep(1.0)  # ten reconnect intervals: none is tried
+            assert server.connections == 1
+    finally:
+        server.close()
+    assert "refused our credentials" in (tmp_path / "agent.log").read_text()
