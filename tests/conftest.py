@@ -7,6 +7,7 @@ keeps the suite quick; `ci` runs more examples within CI's time budget;
 
 import json
 import os
+import socket
 import time
 from collections import deque
 
@@ -63,3 +64,11 @@ class ScriptedApi:
 @pytest.fixture
 def scripted_api():
     return ScriptedApi()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -3,8 +3,6 @@ with a meter installed and a stand-in supervisor."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from prometheus_client import CollectorRegistry
 from thespian.actors import ActorTypeDispatcher
@@ -33,13 +31,6 @@ class Supervisor(ActorTypeDispatcher):
             self.send(sender, list(self.seen))
         else:
             self.seen.append(message)
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -69,11 +69,16 @@ def server(command: list[str], port: int, log: Path):
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        wait_or_kill(process, 10)
+
+
+def wait_or_kill(process: subprocess.Popen, timeout: float) -> None:
+    """Wait for `process` to end; kill it if it takes longer than `timeout`."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager

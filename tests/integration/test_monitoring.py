@@ -20,7 +20,7 @@ import pytest
 import websockets.sync.server
 
 from tests.integration.link_proxy import LinkProxy
-from tests.integration.peers import alertmanager, alerts_of, free_port, poll, prometheus, tool
+from tests.integration.peers import alertmanager, alerts_of, free_port, poll, prometheus, tool, wait_or_kill
 
 # Writes a line every 50 ms (every fifth also an ERROR line on stderr) until
 # the file named by its argument exists.
@@ -90,11 +90,7 @@ def running_agent(agent, tmp_path, **env: str):
         yield run
     finally:
         stop.touch()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        wait_or_kill(process, 60)
 
 
 def test_promtool_accepts_a_running_agent_s_exposition(agent, tmp_path):
