@@ -21,11 +21,13 @@ Runs:
 - CPU per line with the child paced at 2,000 lines/s;
 - latency into the receiver at fixed offered rates of 100, 1,000 and 10,000
   lines/s;
-- idle PSS and CPU (before the child writes) and peak PSS;
+- PSS and CPU of an idle agent (its child silent), and peak PSS;
 - the wall time of `start -- echo hello`.
 
-CPU is the sender process's own user+system time, read when it has exited
-(its child, the writer, is not counted). It prints a table, the targets
+CPU is the sender process's own user+system time (its child, the writer, is
+not counted) from the moment the child starts writing to the sender's exit:
+every sender gets an idle spell first, so start-up is left out of the
+per-line figures and reported on its own. It prints a table, the targets
 with their ratios, and writes a JSON report and a PNG chart (latency CDFs,
 throughput by configuration). Compare ratios, not absolute figures: the
 machines are noisy. `--quick` finishes in under two minutes.
@@ -166,17 +168,17 @@ def writer_command(workdir: Path, lines: int, rate: float, idle: float) -> list[
 
 
 def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dict:
-    """Run a sender to its end: wall time after the idle spell, its own CPU
-    time (read while it is a zombie, before it is reaped, so that nothing of
-    its child is counted), idle CPU and PSS, peak PSS."""
+    """Run a sender to its end: wall time and its own CPU time after the idle
+    spell (the last reading is taken while it is a zombie, before it is
+    reaped, so that nothing of its child is counted), CPU before that
+    (start-up), and peak PSS."""
     log = workdir / f"sender-{uuid.uuid4().hex[:6]}.log"
     with open(log, "wb") as err:
         popen = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     sender = psutil.Process(popen.pid)
     started = time.perf_counter()
-    idle_from = idle_to = None
-    idle_pss = peak_pss = 0
-    cpu = 0.0
+    peak_pss = 0
+    cpu = startup_cpu = 0.0
     while True:
         try:
             if sender.status() == psutil.STATUS_ZOMBIE:
@@ -187,23 +189,22 @@ def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dic
         except psutil.NoSuchProcess:
             break
         since = time.perf_counter() - started
+        if since < idle:
+            startup_cpu = times.user + times.system
         peak_pss = max(peak_pss, pss)
-        if idle * 0.4 <= since <= idle * 0.95:
-            idle_pss = max(idle_pss, pss)
-            idle_from = idle_from or (since, times.user + times.system)
-            idle_to = (since, times.user + times.system)
         time.sleep(0.02)
     code = popen.wait()
-    idle_cpu = None
-    if idle_from and idle_to and idle_to[0] - idle_from[0] >= 1.0:
-        idle_cpu = 100 * (idle_to[1] - idle_from[1]) / (idle_to[0] - idle_from[0])
     problem = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("keruta-actors:")]
-    return {"seconds": time.perf_counter() - started - idle, "cpu_s": cpu, "exit": code,
-            "idle_pss_mib": idle_pss / 2**20, "peak_pss_mib": peak_pss / 2**20, "idle_cpu_percent": idle_cpu,
-            "problem": problem[-1] if problem else ""}
+    return {"seconds": time.perf_counter() - started - idle, "cpu_s": cpu - startup_cpu, "startup_cpu_s": startup_cpu,
+            "exit": code, "peak_pss_mib": peak_pss / 2**20, "problem": problem[-1] if problem else ""}
 
 
-def agent(server: Server, workdir: Path, lines: int, rate: float, batch_size: int, idle: float = 0.0,
+# Every sender waits this long before its child writes: start-up is over by
+# then, and its CPU is not counted per line.
+IDLE = 1.0
+
+
+def agent(server: Server, workdir: Path, lines: int, rate: float, batch_size: int, idle: float = IDLE,
           extra: dict | None = None) -> tuple[str, dict]:
     task_id = f"agent-{uuid.uuid4().hex[:6]}"
     command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", task_id, "--",
@@ -214,8 +215,8 @@ def agent(server: Server, workdir: Path, lines: int, rate: float, batch_size: in
 def peer(kind: str, sink: NullSink, workdir: Path, lines: int) -> tuple[str, dict]:
     task_id = f"{kind}-{uuid.uuid4().hex[:6]}"
     command = [sys.executable, str(Path(__file__).resolve()), "--peer", kind, "--url", f"{sink.ws_url}/{task_id}",
-               "--", *writer_command(workdir, lines, 0, 0)]
-    return task_id, run_sender(command, dict(os.environ), 0.0, workdir)
+               "--", *writer_command(workdir, lines, 0, IDLE)]
+    return task_id, run_sender(command, dict(os.environ), IDLE, workdir)
 
 
 def throughput(name: str, task_id: str, result: dict, sink: NullSink, lines: int) -> dict:
@@ -230,6 +231,33 @@ def latency_run(receiver: Receiver, workdir: Path, rate: float, seconds: float) 
     delays = sorted(receiver.latencies(task_id))
     return result | {"name": f"latency at {rate:,.0f}/s", "rate": rate, "lines": len(delays), "expected": lines,
                      "latency_ms": percentiles([d * 1000 for d in delays]), "cdf_ms": sample_cdf(delays)}
+
+
+def idle_agent(sink: NullSink, seconds: float) -> dict:
+    """PSS and CPU of an agent whose child prints nothing for `seconds`,
+    after two seconds of start-up. CPU from the scheduler's nanosecond
+    counters: the usual 10 ms ticks cannot tell 0.1% from 0.3% in seconds."""
+    command = [sys.executable, "-m", "keruta_actors", "start", "--task-id", f"idle-{uuid.uuid4().hex[:6]}",
+               "--", "sleep", str(seconds + 3)]
+    popen = subprocess.Popen(command, env=agent_env(sink, 10), cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2.0)
+        started, cpu_before = time.perf_counter(), on_cpu_ns(popen.pid)
+        time.sleep(seconds)
+        cpu_after, elapsed = on_cpu_ns(popen.pid), time.perf_counter() - started
+        pss = psutil.Process(popen.pid).memory_full_info().pss
+    finally:
+        popen.wait()
+    return {"idle_cpu_percent": 100 * (cpu_after - cpu_before) / 1e9 / elapsed, "idle_pss_mib": pss / 2**20}
+
+
+def on_cpu_ns(pid: int) -> int:
+    """Nanoseconds every thread of `pid` has run (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[0])
+    return total
 
 
 def echo_hello(sink: NullSink, workdir: Path, times: int) -> float:
@@ -320,14 +348,15 @@ def show(row: dict) -> None:
     if "latency_ms" in row:
         cells.append("latency ms p50/p95/p99/max " + "/".join(f"{row['latency_ms'].get(k, 0):.1f}"
                                                               for k in ("p50", "p95", "p99", "max")))
-    cells.append(f"cpu {row['cpu_s']:.2f}s ({row['cpu_s'] * 1e6 / max(1, row['lines']):.1f} µs/line)")
+    cells.append(f"cpu {row['cpu_s']:.2f}s ({row['cpu_s'] * 1e6 / max(1, row['lines']):.1f} µs/line, "
+                 f"start-up {row['startup_cpu_s']:.2f}s)")
     cells.append(f"pss peak {row['peak_pss_mib']:.0f} MiB")
     print("  ".join(cells), flush=True)
     if row.get("exit") or row.get("problem"):
         print(f"    exit {row.get('exit')}: {row.get('problem')}", flush=True)
 
 
-def summary(rows: dict, idle: dict, echo: float) -> dict:
+def summary(rows: dict, idle_figures: dict, echo: float) -> dict:
     b100, b10, transport, naive = rows["agent b=100"], rows["agent b=10"], rows["transport peer"], rows["naive"]
     return {
         "agent_b100_lines_per_s": b100["lines_per_s"],
@@ -339,8 +368,8 @@ def summary(rows: dict, idle: dict, echo: float) -> dict:
         "naive_us_per_line": naive["us_per_line"],
         "paced_us_per_line": rows["paced 2,000/s"]["us_per_line"],
         "latency_1000_p99_ms": rows["latency at 1,000/s"]["latency_ms"].get("p99", float("nan")),
-        "idle_pss_mib": idle["idle_pss_mib"],
-        "idle_cpu_percent": idle["idle_cpu_percent"] if idle["idle_cpu_percent"] is not None else float("nan"),
+        "idle_pss_mib": idle_figures["idle_pss_mib"],
+        "idle_cpu_percent": idle_figures["idle_cpu_percent"],
         "peak_pss_mib": max(row["peak_pss_mib"] for row in rows.values()),
         "echo_hello_s": echo,
     }
@@ -369,7 +398,7 @@ def chart(rows: dict, path: Path) -> None:
     cdf.set(title="latency, line written to line stored", xlabel="ms (log scale)", ylabel="share of lines")
     cdf.grid(True, which="both", alpha=0.3)
     cdf.legend()
-    names = [name for name, row in rows.items() if "lines_per_s" in row]
+    names = [name for name, row in rows.items() if "lines_per_s" in row and not name.startswith("paced")]
     speeds = [rows[name]["lines_per_s"] / 1000 for name in names]
     bars.barh(names, speeds, color=["#4477aa" if name.startswith("agent") else "#bbbbbb" for name in names])
     for y, (name, speed) in enumerate(zip(names, speeds)):
@@ -463,7 +492,7 @@ def show_metrics_cost(rows: dict[str, dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer lines and shorter runs: under two minutes")
-    parser.add_argument("--lines", type=int, default=None, help="lines per throughput run (default 300,000; quick 100,000)")
+    parser.add_argument("--lines", type=int, default=None, help="lines per throughput run (default 300,000)")
     parser.add_argument("--json", default="bench-report.json", help="where to write the JSON report")
     parser.add_argument("--chart", default="bench-report.png", help="where to write the PNG chart ('' for none)")
     parser.add_argument("--rest", action="store_true", help="also run the agent over its REST fallback only")
@@ -476,7 +505,7 @@ def main() -> int:
     if args.peer:
         (transport_peer if args.peer == "transport" else naive_peer)(args.url, args.writer)
         return 0
-    lines = args.lines or (100_000 if args.quick else 300_000)
+    lines = args.lines or 300_000
     seconds = 3.0 if args.quick else 10.0
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -485,7 +514,7 @@ def main() -> int:
         try:
             print(f"{os.cpu_count()} cores; {lines:,} lines per throughput run", flush=True)
             for batch_size in (100, 10):
-                task_id, result = agent(sink, workdir, lines, 0, batch_size, idle=2.5)
+                task_id, result = agent(sink, workdir, lines, 0, batch_size)
                 rows[f"agent b={batch_size}"] = throughput(f"agent b={batch_size}", task_id, result, sink, lines)
                 show(rows[f"agent b={batch_size}"])
             if args.compare_filters:
@@ -517,12 +546,15 @@ def main() -> int:
                 row = latency_run(receiver, workdir, rate, seconds if rate < 10000 else seconds / 2)
                 rows[row["name"]] = row
                 show(row)
+            idle_figures = idle_agent(sink, seconds)
+            print(f"idle: PSS {idle_figures['idle_pss_mib']:.1f} MiB, CPU {idle_figures['idle_cpu_percent']:.2f}% "
+                  f"of a core over {seconds:.0f} s", flush=True)
             echo = echo_hello(sink, workdir, 5)
             print(f"start -- echo hello: {echo:.3f} s wall (median of 5)")
         finally:
             sink.stop()
             receiver.stop()
-    figures = summary(rows, rows["agent b=100"], echo)
+    figures = summary(rows, idle_figures, echo)
     show_targets(figures)
     report = {"lines": lines, "cores": os.cpu_count(), "figures": figures,
               "runs": {name: {k: v for k, v in row.items() if k != "cdf_ms"} for name, row in rows.items()}}
@@ -535,7 +567,7 @@ def main() -> int:
             chart(rows, Path(args.chart))
             print(f"chart: {args.chart}")
         except ImportError:
-            print("chart: skipped (pip install 'keruta-actors[bench]' for matplotlib)")
+            print("chart: skipped: matplotlib is missing (tools/setup.sh installs it)")
     return 0
 
 

@@ -10,6 +10,6 @@ fi
 stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e "$root[test]"
+    "$venv/bin/python" -m pip install --quiet -e "$root[test,bench]"
     touch "$stamp"
 fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher
 
@@ -19,6 +20,16 @@ class KerutaActor(ActorTypeDispatcher):
         super().__init__(*args, **kwargs)
         self.log = logging.getLogger(f"keruta_actors.{type(self).__name__}")
         self._timer = TimerSlot()
+
+    def receiveMessage(self, message, sender):
+        """ActorTypeDispatcher's dispatch (`receiveMsg_<Type>`, the message's
+        own type first, then its bases), looked up once per actor class and
+        message type instead of walking both class hierarchies every time."""
+        key = (type(self), type(message))
+        handler = _HANDLERS.get(key)
+        if handler is None:
+            handler = _HANDLERS[key] = _handler(*key)
+        return handler(self, message, sender)
 
     # -- for subclasses -----------------------------------------------------------
 
@@ -52,3 +63,18 @@ class KerutaActor(ActorTypeDispatcher):
     def receiveMsg_ActorExitRequest(self, message: ActorExitRequest, sender) -> None:
         reactor.current().forget(self.myAddress)
         self.on_exit()
+
+
+_HANDLERS: dict[tuple[type, type], Callable] = {}
+
+
+def _handler(actor_class: type, message_class: type) -> Callable:
+    for base in message_class.__mro__:
+        method = getattr(actor_class, f"receiveMsg_{base.__name__}", None)
+        if method is not None:
+            return method
+    return _ignore
+
+
+def _ignore(actor, message, sender) -> None:
+    """No handler for this message type: like ActorTypeDispatcher, drop it."""

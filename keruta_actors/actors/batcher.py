@@ -41,6 +41,11 @@ MAX_BATCH_BYTES = 256 * 1024
 MAX_IN_FLIGHT_BATCHES = 256
 # Batches per message to the connection: one hop's cost is shared by all.
 BATCHES_PER_MESSAGE = 128
+# Partial batches go out while fewer batches than this are unconfirmed. The
+# reader has already gathered a linger's worth of lines into each chunk;
+# holding its last partial batch for a round trip as well would add that
+# round trip to every line's latency. Under load, batches are full anyway.
+FREE_IN_FLIGHT = 4
 # How often, at most, delivery progress goes to the supervisor.
 PROGRESS_INTERVAL = 1.0
 
@@ -116,8 +121,8 @@ class Batcher(Stage):
 
     def _dispatch(self, now: float) -> None:
         if self.connection is not None:
-            link_idle = self.ledger.in_flight == 0 and not self.ready
-            for batch in self.policy.take(now, link_idle=link_idle, draining=self.draining):
+            link_free = self.ledger.in_flight < FREE_IN_FLIGHT and not self.ready
+            for batch in self.policy.take(now, link_free=link_free, draining=self.draining):
                 self.ready.append(batch)
                 self.ready_records += len(batch)
             handed = [self.ready.popleft() for _ in range(min(self.ledger.room, len(self.ready)))]

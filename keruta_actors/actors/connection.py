@@ -40,10 +40,6 @@ from keruta_actors.policy.receipts import Receipts, encode_batch
 from keruta_actors.policy.server_errors import Fatal, Rejected, ServerErrors, SlowDown, error_type
 from keruta_actors.records import LogMessageEncoder
 
-# Confirmations gather this long before they go to the batcher as one
-# message: a busy link confirms thousands of batches a second.
-ACK_LINGER = 0.005
-
 
 class Connection(KerutaActor):
     def __init__(self, *args, **kwargs) -> None:
@@ -51,8 +47,6 @@ class Connection(KerutaActor):
         self.link: WebSocketLink | None = None
         self.connected = False
         self.lost = False
-        self.confirmed: list[int] = []
-        self.confirm_due: float | None = None
         self.in_order: InOrder[Batches] = InOrder()
         self.held: deque[Batches] = deque()  # in order, waiting out a slow-down
         self.paused_until: float | None = None
@@ -105,10 +99,12 @@ class Connection(KerutaActor):
         self._send_held(time.monotonic())
 
     def _send_held(self, now: float) -> None:
-        if self.paused_until is not None and now < self.paused_until:
-            self.wake_at(self.paused_until)  # the server asked us to slow down
-            return
-        self.paused_until = None
+        if self.paused_until is not None:
+            if now < self.paused_until:  # the server asked us to slow down
+                if self.held:
+                    self.wake_at(self.paused_until)
+                return
+            self.paused_until = None
         while self.held and not self.lost:
             self._send_batches(self.held.popleft())
 
@@ -144,15 +140,12 @@ class Connection(KerutaActor):
     def on_tick(self, now: float) -> None:
         if self.lost:
             return
-        if self.confirm_due is not None and now >= self.confirm_due:
-            self._send_confirmations()
         if now >= self.heartbeat_due:
             self._heartbeat(now)
-        if self.held and not self.lost:
+        if not self.lost:
             self._send_held(now)
         if not self.lost:
-            dues = (self.heartbeat_due, self.confirm_due, self.paused_until)
-            self.wake_at(min(due for due in dues if due is not None))
+            self.wake_at(self.heartbeat_due)
 
     def _heartbeat(self, now: float) -> None:
         oldest = self.receipts.oldest_unanswered()
@@ -220,26 +213,18 @@ class Connection(KerutaActor):
         return ()
 
     def _confirm(self, batch_ids: list[int]) -> None:
-        if not batch_ids:
-            return
-        self.server_errors.confirmed()
-        self.confirmed.extend(batch_ids)
-        if self.confirm_due is None:
-            self.confirm_due = time.monotonic() + ACK_LINGER
-            self.wake_at(self.confirm_due)
-
-    def _send_confirmations(self) -> None:
-        if self.confirmed:
-            self.send(self.batcher, BatchesAcked(tuple(self.confirmed), tuple(self.rejected)))
-            sizes = [self.on_the_wire.pop(i)[1] for i in self.confirmed if i in self.on_the_wire]
+        """One message for all that one read of the socket confirms."""
+        if batch_ids:
+            self.send(self.batcher, BatchesAcked(tuple(batch_ids), tuple(self.rejected)))
+            sizes = [self.on_the_wire.pop(i)[1] for i in batch_ids if i in self.on_the_wire]
             meter.current().sent("websocket", len(sizes), sum(sizes))
-        self.confirmed, self.rejected = [], []
-        self.confirm_due = None
+            if sizes:
+                self.server_errors.confirmed()
+        self.rejected = []
 
     def _lose(self, problem: str, fatal: bool = False, unserved: bool = False) -> None:
         if self.lost:
             return
-        self._send_confirmations()  # what the server stored need not be sent again
         self.lost = True
         self.watch()
         if self.connected:

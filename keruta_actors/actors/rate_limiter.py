@@ -5,6 +5,9 @@ A limit delays records; it does not drop them, unless
 as `rate_limited`. Records wait here in arrival order; while more than a
 buffer's worth waits, upstream is held back, so a long wait ends with the
 child blocking on its pipe rather than with this actor growing.
+
+Without any limit configured the supervisor leaves this stage out: a hop
+that only forwards would cost every chunk a message and a credit.
 """
 
 from __future__ import annotations
@@ -29,11 +32,6 @@ class RateLimiter(Stage):
             per_source_rate=performance.rate_limit_per_source,
             now=time.monotonic(),
         )
-        self.unlimited = not (
-            performance.rate_limit_per_second
-            or performance.rate_limit_per_task
-            or performance.rate_limit_per_source
-        )
         self.drop_excess = performance.on_rate_limit == "drop"
         self.max_waiting = streaming.buffer_size
         self.waiting: deque[RecordBlock] = deque()
@@ -41,9 +39,6 @@ class RateLimiter(Stage):
         self.final_seen = False
 
     def on_chunk(self, chunk: Chunk) -> None:
-        if self.unlimited:
-            self.emit(chunk.block, chunk.final)
-            return
         if chunk.block is not None:
             self.waiting.append(chunk.block)
             self.waiting_records += len(chunk.block)
@@ -89,3 +84,9 @@ class RateLimiter(Stage):
 def leading_run(sources: bytes) -> int:
     """How many records at the head share the first record's source."""
     return len(sources) - len(sources.lstrip(sources[:1]))
+
+
+def rate_limited(performance) -> bool:
+    """Whether `performance` (config.Performance) limits any rate at all."""
+    return bool(performance.rate_limit_per_second or performance.rate_limit_per_task
+                or performance.rate_limit_per_source)

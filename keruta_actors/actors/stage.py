@@ -64,14 +64,16 @@ class Stage(KerutaActor):
     def on_relieve_memory(self) -> None:
         """Shrink what this stage holds in memory, where it can."""
 
-    def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None) -> None:
+    def emit(self, block: RecordBlock | None, final: bool = False, not_shipped: Counter | None = None,
+             cut: bool = True) -> None:
         """Pass records on to the next stage (coalesced into chunks by the
-        outbox), with counts of records not shipped since the last chunk."""
+        outbox), with counts of records not shipped since the last chunk;
+        with `cut=False` they wait for the next `flush_lingering`."""
         if not_shipped:
             self.not_shipped.update(not_shipped)
         if self.outbox.closed and not block:
             return  # the end of the stream was already passed on
-        self._send_cuts(self.outbox.add(block, time.monotonic(), final))
+        self._send_cuts(self.outbox.add(block, time.monotonic(), final, cut))
 
     def settle_upstream(self) -> None:
         """Acknowledge upstream chunks that were held back, once there is room."""

@@ -3,6 +3,8 @@
     SourceReader -> Filter -> RateLimiter -> Batcher <-> Connection (WebSocket)
                                                      <-> RestConnection (fallback)
 
+(The RateLimiter is there only when some rate is limited.)
+
 It carries out the transport plan (policy/transport.py): a connection that
 reports `LinkLost`, or whose actor dies, is retired and a fresh one started
 after the reconnect policy's backoff; after `maxReconnectAttempts` failures
@@ -30,7 +32,7 @@ from keruta_actors.actors.base import KerutaActor
 from keruta_actors.actors.batcher import Batcher
 from keruta_actors.actors.connection import Connection
 from keruta_actors.actors.filter import Filter
-from keruta_actors.actors.rate_limiter import RateLimiter
+from keruta_actors.actors.rate_limiter import RateLimiter, rate_limited
 from keruta_actors.actors.source_reader import SourceReader
 from keruta_actors.adapters.process_memory import measure, release_memory
 from keruta_actors.messages import (
@@ -109,8 +111,10 @@ class Supervisor(KerutaActor):
             rng=rng,
         )
         self.batcher = self._start_stage(Batcher, None)
-        self.rate_limiter = self._start_stage(RateLimiter, self.batcher)
-        self.filter = self._start_stage(Filter, self.rate_limiter)
+        self.rate_limiter = None
+        if rate_limited(message.settings.log_streaming.performance):
+            self.rate_limiter = self._start_stage(RateLimiter, self.batcher)
+        self.filter = self._start_stage(Filter, self.rate_limiter or self.batcher)
         self._carry_out(self.transport.start())
         self.reader = self._start_stage(SourceReader, self.filter)
 
@@ -138,7 +142,7 @@ class Supervisor(KerutaActor):
         kind = next((kind for kind, (_, address) in self.links.items() if address == message.childAddress), None)
         if kind is not None:
             self._link_failed(kind, f"the {kind} connection actor exited unexpectedly", fatal=False)
-        elif message.childAddress in (self.reader, self.filter, self.rate_limiter, self.batcher):
+        elif message.childAddress in self._stages():
             self._finish(1, "an agent stage exited unexpectedly; records it held are lost")
 
     def receiveMsg_PoisonMessage(self, message: PoisonMessage, sender) -> None:
@@ -205,9 +209,12 @@ class Supervisor(KerutaActor):
             return
         self.log.warning("memory: %s; releasing memory and shrinking buffers", reading.describe())
         connections = [address for _, address in self.links.values()]
-        for stage in (self.reader, self.filter, self.rate_limiter, self.batcher, *connections):
+        for stage in (*self._stages(), *connections):
             self.send(stage, RelieveMemory())
         release_memory()
+
+    def _stages(self) -> list:
+        return [stage for stage in (self.reader, self.filter, self.rate_limiter, self.batcher) if stage is not None]
 
     def _start_stage(self, actor_class, downstream):
         address = self.createActor(actor_class)

@@ -28,6 +28,7 @@ are: an actor finds it with `current()`.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import select
@@ -39,6 +40,7 @@ from typing import Any
 from keruta_actors.messages import FdsReady, Tick, WorkDone
 
 _current: "Reactor | None" = None
+log = logging.getLogger(__name__)
 
 
 def current() -> "Reactor":
@@ -133,12 +135,17 @@ class Reactor:
         readable: list[int] = []
         writable: list[int] = []
         if self._posted.empty():
-            readable, writable, _ = select.select([self._wake_read, *readers], list(writers), [], wait)
+            try:
+                readable, writable, _ = select.select([self._wake_read, *readers], list(writers), [], wait)
+            except (OSError, ValueError):  # a descriptor closed while still watched
+                self._drop_closed(readers, writers)
+                return
         if self._wake_read in readable:
             _drain(self._wake_read)
         self._deliver_ready(readable, writable, readers, writers)
         self._deliver_posted()
         self._deliver_timers(time.monotonic())
+        self._collect_outside()
 
     def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Run until `done()` (checked after each round) or `timeout`; returns done()."""
@@ -159,7 +166,8 @@ class Reactor:
             if fd in writers:
                 ready.setdefault(writers[fd], ([], []))[1].append(fd)
         for key, (can_read, can_write) in ready.items():
-            self.tell(self._actors[key], FdsReady(tuple(can_read), tuple(can_write)))
+            if key in self._actors:  # not forgotten by an earlier delivery of this round
+                self.system.tell(self._actors[key], FdsReady(tuple(can_read), tuple(can_write)))
 
     def _deliver_posted(self) -> None:
         while True:
@@ -167,14 +175,15 @@ class Reactor:
                 actor, message = self._posted.get_nowait()
             except queue.Empty:
                 return
-            self.tell(actor, message)
+            self.system.tell(actor, message)
 
     def _deliver_timers(self, now: float) -> None:
         due = [(key, generation) for key, (at, generation) in self._timers.items() if at <= now]
         for key, generation in due:
             if self._timers.get(key, (0.0, -1))[1] == generation:
                 del self._timers[key]
-            self.tell(self._actors[key], Tick(generation))
+            if key in self._actors:  # not forgotten by an earlier delivery of this round
+                self.system.tell(self._actors[key], Tick(generation))
 
     def _collect_outside(self) -> None:
         while True:
@@ -182,6 +191,18 @@ class Reactor:
             if message is None:
                 return
             self.outside.append(message)
+
+    def _drop_closed(self, readers: dict[int, str], writers: dict[int, str]) -> None:
+        """Stop watching descriptors that are no longer open: the actor that
+        closed one forgot to say so, which must not stop the whole agent."""
+        for fd, key in (*readers.items(), *writers.items()):
+            try:
+                os.fstat(fd)
+            except OSError:
+                log.warning("stopped watching descriptor %d: it was closed while watched", fd)
+                for table in (self._readers, self._writers):
+                    if fd in table.get(key, ()):
+                        _replace(table, key, tuple(other for other in table[key] if other != fd))
 
     def _key(self, actor) -> str:
         key = actor.actorAddressString

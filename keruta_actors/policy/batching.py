@@ -2,9 +2,9 @@
 
 A batch goes out when it is full (`batch_size` records, or as many as fit in
 `max_batch_bytes`), when its oldest record has waited `flush_interval`, when
-the link is idle (nothing in flight: a lone record goes at once, low latency)
-or when the agent drains. Under load the link is busy, so records accumulate
-into full batches (high throughput).
+the link is free (the batcher decides: few batches in flight, so a lone
+record goes at once, low latency) or when the agent drains. Under load the
+link is busy, so records accumulate into full batches (high throughput).
 
 The actor feeds records in with `offer`, calls `take` after every offer, ack
 and wakeup, and sets its next wakeup at `next_deadline()`.
@@ -77,12 +77,12 @@ class BatchPolicy:
         """When the oldest held record must go out, or None if none is held."""
         return self._held[0].deadline if self._held else None
 
-    def take(self, now: float, link_idle: bool, draining: bool = False) -> list[RecordBlock]:
+    def take(self, now: float, link_free: bool, draining: bool = False) -> list[RecordBlock]:
         """The batches to send now, oldest first; never an empty one."""
         batches: list[RecordBlock] = []
         while self._held:
             counts, full = self._next_batch()
-            if not full and not (link_idle or draining or now >= self._held[0].deadline):
+            if not full and not (link_free or draining or now >= self._held[0].deadline):
                 break
             batches.append(self._take(counts))
         return batches

@@ -51,21 +51,28 @@ class Outbox:
         self._final_requested = False
         self._final_cut = False
 
-    def add(self, block: RecordBlock | None, now: float, final: bool = False) -> list[Cut]:
+    def add(self, block: RecordBlock | None, now: float, final: bool = False, cut: bool = True) -> list[Cut]:
         """Queue `block` (and, with `final`, the end of the stream); return
-        the chunks to send now, in order."""
+        the chunks to send now, in order. With `cut=False` nothing is cut
+        yet: the caller adds more and then calls `flush`, so that what it
+        gathered at one moment travels in one chunk."""
         if self._final_requested:
             raise ValueError("records added after the final chunk")
         if block is not None and len(block):
             self._open.append(block)
             self._held += len(block)
         self._final_requested = final
-        return self._cut(now)
+        return self._cut(now) if cut else []
 
     def accepted(self, now: float) -> list[Cut]:
         """The next stage accepted a chunk; return the chunks to send now."""
         self.in_flight = max(0, self.in_flight - 1)
         return self._cut(now)
+
+    @property
+    def resting_until(self) -> float:
+        """No chunk is cut before this, unless one fills: the linger after the last cut."""
+        return self._last_cut + self.linger
 
     def lingering_until(self) -> float | None:
         """When records held back by the linger must go (call `flush` then)."""

@@ -63,8 +63,8 @@ class RestIngestEndpoint:
         except INSERT_ERRORS:
             log.exception("storing %d records failed", len(records))
             return refusal(500, "DATABASE_ERROR", "storing records failed")
-        self._hub.publish(request.match_info["taskId"], records)
-        return web.json_response({"stored": stored, "duplicates": len(records) - stored}, status=201)
+        self._hub.publish(request.match_info["taskId"], stored)
+        return web.json_response({"stored": len(stored), "duplicates": len(records) - len(stored)}, status=201)
 
 
 def _records(text: str, task_id: str, batch: bool) -> tuple[list[dict[str, Any]], str]:

@@ -67,6 +67,7 @@ _INSERT = (
     "INSERT OR IGNORE INTO logs (id, task_id, timestamp, source, level, message,"
     " line_number, metadata, received_at) VALUES "
 )
+_RETURNING = " RETURNING id"  # only the rows inserted: a duplicate by id is not
 _COLUMNS = 9
 # Many rows to a statement, because SQLite then does the whole statement's work
 # without returning to Python: ~30% faster than `executemany`. 100 rows keep
@@ -94,22 +95,29 @@ class LogStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
 
-    def insert(self, records: list[dict[str, Any]]) -> int:
-        """Store validated LogMessage dicts in one transaction; return how
-        many were new (the rest were duplicates by id)."""
+    def insert(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store validated LogMessage dicts in one transaction; return those
+        that were new, in order (the rest were duplicates by id, of stored
+        records or of one before them here). Only these are news to live
+        subscribers: a resent batch must not reach them twice."""
         now = time.time()
         values = _values(records, now)
         step = _ROWS_PER_STATEMENT * _COLUMNS
         tasks = {record["taskId"] for record in records}
+        inserted: set[str] = set()
         with self._lock:
             with self._conn:
-                before = self._conn.total_changes
                 for start in range(0, len(values), step):
                     part = values[start : start + step]
-                    self._conn.execute(_insert_sql(len(part) // _COLUMNS), part)
-                stored = self._conn.total_changes - before
+                    rows = self._conn.execute(_insert_sql(len(part) // _COLUMNS) + _RETURNING, part)
+                    inserted.update(record_id for (record_id,) in rows)
                 self._conn.executemany(_SEEN, [(task, now, now) for task in tasks])
-            return stored
+        new = []
+        for record in records:
+            if record["id"] in inserted:
+                inserted.discard(record["id"])  # a repeat later in this batch is not new
+                new.append(record)
+        return new
 
     def delete(self, task_id: str, before: str | None) -> int:
         """Delete a task's records, or those stamped before `before` (a

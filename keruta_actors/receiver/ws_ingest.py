@@ -172,11 +172,11 @@ class _Connection:
 
     def _stored(self, records: list[dict[str, Any]]) -> bool:
         try:
-            self._store.insert(records)
+            stored = self._store.insert(records)
         except INSERT_ERRORS:
             log.exception("storing %d records failed", len(records))
             return False
-        self._hub.publish(self._session.task_id, records)
+        self._hub.publish(self._session.task_id, stored)
         return True
 
 

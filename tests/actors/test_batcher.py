@@ -33,6 +33,21 @@ def test_batches_go_to_the_connection_and_acks_drain_the_run(system, probe, seen
     assert seen(supervisor, Drained) == [Drained(7)]
 
 
+def test_a_partial_batch_goes_while_few_batches_are_unconfirmed(system, probe, seen, plan, make_settings, lines):
+    # A round trip added to a lingered chunk's tail would be a round trip
+    # added to its lines' latency; only a busier link makes it wait.
+    batcher, _, upstream = start(system, probe, plan, make_settings, **{"logStreaming.batchSize": 10})
+    connection = probe()
+    system.tell(batcher, UseConnection(connection))
+    system.tell(upstream, ("send", batcher, Chunk(1, lines(1, 15))))
+    system.tell(upstream, ("send", batcher, Chunk(2, lines(16, 25))))
+    sent = [list(batch.line_numbers) for message in seen(connection, Batches) for _, batch in message.batches]
+    assert sent == [list(range(1, 11)), list(range(11, 16)), list(range(16, 26)), list(range(26, 36)), [36, 37, 38, 39, 40]]
+    # with FREE_IN_FLIGHT (4) or more batches unconfirmed, the next partial one waits
+    system.tell(upstream, ("send", batcher, Chunk(3, lines(41, 3))))
+    assert len([b for m in seen(connection, Batches) for b in m.batches]) == 5
+
+
 @pytest.mark.timeout(10)
 def test_without_a_connection_records_wait_and_nothing_spins(system, probe, seen, plan, make_settings, lines, run_for):
     batcher, _, upstream = start(system, probe, plan, make_settings, **{"logStreaming.flushInterval": "10ms"})

@@ -103,6 +103,25 @@ def test_unsubscribe_stops_the_records(tmp_path):
         sender.close()
 
 
+def test_a_resent_record_reaches_a_subscriber_once(tmp_path):
+    # An agent resends what the server had not confirmed (same ids) after a
+    # reconnect; the store drops the repeats, and so must the live stream.
+    with ReceiverThread(str(tmp_path / "logs.db")) as receiver:
+        ws = subscribe(receiver, "t", {})
+        sender = websocket.create_connection(f"{receiver.ws_url}/t", timeout=5)
+        sender.recv()
+        for batch_id, records in enumerate((batch("t", 0, 5), batch("t", 0, 5) + batch("t", 5, 1), batch("t", 3, 1))):
+            sender.send(json.dumps({"type": "logs", "batchId": batch_id, "taskId": "t", "logs": records}))
+            assert json.loads(sender.recv())["type"] == "ack"
+        ws.send(json.dumps({"type": "ping"}))
+        seen = []
+        while (frame := json.loads(ws.recv()))["type"] != "pong":
+            seen += [frame["id"]] if frame["type"] == "log" else [log["id"] for log in frame.get("logs", [])]
+        assert seen == [f"t-{n}" for n in range(6)]
+        ws.close()
+        sender.close()
+
+
 def batch(task_id: str, start: int, size: int) -> list[dict]:
     return [
         {

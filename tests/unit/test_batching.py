@@ -28,11 +28,11 @@ def line_numbers(batches):
 def test_full_batches_go_at_once_and_the_rest_waits():
     policy = BatchPolicy(batch_size=3, flush_interval=1.0, max_batch_bytes=10**6)
     policy.offer(records(0, 7), now=10.0)
-    assert line_numbers(policy.take(now=10.0, link_idle=False)) == [[0, 1, 2], [3, 4, 5]]
+    assert line_numbers(policy.take(now=10.0, link_free=False)) == [[0, 1, 2], [3, 4, 5]]
     assert policy.pending() == 1
     assert policy.next_deadline() == 11.0
-    assert policy.take(now=10.9, link_idle=False) == []
-    assert line_numbers(policy.take(now=11.0, link_idle=False)) == [[6]]
+    assert policy.take(now=10.9, link_free=False) == []
+    assert line_numbers(policy.take(now=11.0, link_free=False)) == [[6]]
     assert policy.pending() == 0
     assert policy.next_deadline() is None
 
@@ -40,14 +40,14 @@ def test_full_batches_go_at_once_and_the_rest_waits():
 def test_an_idle_link_gets_a_lone_record_at_once():
     policy = BatchPolicy(batch_size=100, flush_interval=5.0, max_batch_bytes=10**6)
     policy.offer(records(0, 1), now=0.0)
-    assert line_numbers(policy.take(now=0.0, link_idle=True)) == [[0]]
+    assert line_numbers(policy.take(now=0.0, link_free=True)) == [[0]]
 
 
 def test_draining_flushes_the_partial_batch():
     policy = BatchPolicy(batch_size=100, flush_interval=5.0, max_batch_bytes=10**6)
     policy.offer(records(0, 2), now=0.0)
-    assert policy.take(now=0.0, link_idle=False) == []
-    assert line_numbers(policy.take(now=0.0, link_idle=False, draining=True)) == [[0, 1]]
+    assert policy.take(now=0.0, link_free=False) == []
+    assert line_numbers(policy.take(now=0.0, link_free=False, draining=True)) == [[0, 1]]
 
 
 def test_the_deadline_is_the_oldest_records():
@@ -55,7 +55,7 @@ def test_the_deadline_is_the_oldest_records():
     policy.offer(records(0, 1), now=0.0)
     policy.offer(records(1, 1), now=0.7)
     assert policy.next_deadline() == 1.0
-    assert line_numbers(policy.take(now=1.0, link_idle=False)) == [[0, 1]]
+    assert line_numbers(policy.take(now=1.0, link_free=False)) == [[0, 1]]
 
 
 def test_batches_are_cut_by_estimated_bytes():
@@ -63,7 +63,7 @@ def test_batches_are_cut_by_estimated_bytes():
     policy = BatchPolicy(batch_size=10, flush_interval=1.0, max_batch_bytes=2 * per_record + 1)
     policy.offer(records(0, 5, length=100), now=0.0)
     # No third record fits next to two, so pairs are full batches; the last waits.
-    assert line_numbers(policy.take(now=0.0, link_idle=False)) == [[0, 1], [2, 3]]
+    assert line_numbers(policy.take(now=0.0, link_free=False)) == [[0, 1], [2, 3]]
     assert policy.pending() == 1
 
 
@@ -72,21 +72,21 @@ def test_a_batch_no_record_can_join_is_full():
     policy = BatchPolicy(batch_size=10, flush_interval=1.0, max_batch_bytes=2 * per_record + 100)
     policy.offer(records(0, 2, length=100), now=0.0)
     # Even an empty third message (RECORD_OVERHEAD_BYTES) would overflow.
-    assert line_numbers(policy.take(now=0.0, link_idle=False)) == [[0, 1]]
+    assert line_numbers(policy.take(now=0.0, link_free=False)) == [[0, 1]]
 
 
 def test_a_record_bigger_than_the_cap_goes_alone():
     policy = BatchPolicy(batch_size=10, flush_interval=1.0, max_batch_bytes=500)
     policy.offer(RecordBlock.concat([records(0, 1, length=10), records(1, 1, length=5000)]), now=0.0)
-    assert line_numbers(policy.take(now=0.0, link_idle=False)) == [[0], [1]]
+    assert line_numbers(policy.take(now=0.0, link_free=False)) == [[0], [1]]
 
 
 def test_nothing_pending_gives_no_batch():
     policy = BatchPolicy(batch_size=3, flush_interval=1.0, max_batch_bytes=10**6)
-    assert policy.take(now=0.0, link_idle=True, draining=True) == []
+    assert policy.take(now=0.0, link_free=True, draining=True) == []
     policy.offer(empty_block("run", SHARED), now=0.0)
     assert policy.next_deadline() is None and policy.pending() == 0
-    assert policy.take(now=0.0, link_idle=True, draining=True) == []
+    assert policy.take(now=0.0, link_free=True, draining=True) == []
 
 
 def test_the_estimate_is_the_message_plus_the_fixed_overhead():
@@ -100,7 +100,7 @@ def test_records_of_two_runs_never_share_a_batch():
     policy.offer(records(0, 2), now=0.0)
     policy.offer(RecordBlock.of_rows("rerun", [other], SHARED), now=0.0)
     policy.offer(records(2, 1), now=0.0)
-    batches = policy.take(now=0.0, link_idle=False, draining=True)
+    batches = policy.take(now=0.0, link_free=False, draining=True)
     assert [[row[ID] for row in batch.rows()] for batch in batches] == [
         ["run-stdout-0", "run-stdout-1"],
         ["rerun-stdout-7"],
@@ -113,7 +113,7 @@ def test_a_batch_joins_the_tails_and_heads_of_offered_blocks_in_order():
     policy.offer(records(0, 2), now=0.0)
     policy.offer(records(2, 3), now=0.0)
     policy.offer(records(5, 2), now=0.0)
-    batches = policy.take(now=0.0, link_idle=False)
+    batches = policy.take(now=0.0, link_free=False)
     assert line_numbers(batches) == [[0, 1, 2], [3, 4, 5]]
     assert [list(batch.rows()) for batch in batches] == [list(records(first, 3).rows()) for first in (0, 3)]
     assert policy.pending() == 1
@@ -142,8 +142,8 @@ class BatcherMachine(RuleBasedStateMachine):
         self.arrival = {}  # record id -> offer time
         self.sent = []  # records (rows) in send order
 
-    def _take(self, link_idle, draining=False):
-        for batch in self.policy.take(self.now, link_idle, draining):
+    def _take(self, link_free, draining=False):
+        for batch in self.policy.take(self.now, link_free, draining):
             assert isinstance(batch, RecordBlock)
             assert len(batch), "empty batch"
             assert len(batch) <= self.policy.batch_size
@@ -166,9 +166,9 @@ class BatcherMachine(RuleBasedStateMachine):
         lines=st.lists(st.tuples(st.integers(0, 1200), st.sampled_from(["stdout", "stderr"]), st.booleans()),
                        max_size=8),
         run_id=st.sampled_from(["run", "run", "rerun"]),
-        link_idle=st.booleans(),
+        link_free=st.booleans(),
     )
-    def offer(self, lines, run_id, link_idle):
+    def offer(self, lines, run_id, link_free):
         rows = []
         for length, source, partial in lines:
             shared = SHARED[SOURCE_CODE[source]]
@@ -178,7 +178,7 @@ class BatcherMachine(RuleBasedStateMachine):
         self.policy.offer(RecordBlock.of_rows(run_id, rows, SHARED), self.now)
         self.offered.extend(rows)
         self.arrival.update((row[ID], self.now) for row in rows)
-        self._take(link_idle)
+        self._take(link_free)
 
     @rule(dt=st.floats(0, 2), lateness=st.floats(0, TICK))
     def clock_advances(self, dt, lateness):
@@ -187,18 +187,18 @@ class BatcherMachine(RuleBasedStateMachine):
             if deadline + lateness > target:
                 break
             self.now = max(self.now, deadline + lateness)
-            self._take(link_idle=False)
+            self._take(link_free=False)
             # A wakeup at the deadline must flush, or the actor would spin.
             assert self.policy.next_deadline() != deadline
         self.now = target
 
     @rule()
     def link_goes_idle(self):
-        self._take(link_idle=True)
+        self._take(link_free=True)
 
     @rule()
     def drain(self):
-        self._take(link_idle=False, draining=True)
+        self._take(link_free=False, draining=True)
         assert self.policy.pending() == 0
 
     @invariant()

@@ -103,6 +103,24 @@ def test_records_within_the_linger_wait_until_it_ends():
     assert outbox.held == 0 and outbox.lingering_until() is None
 
 
+def test_the_outbox_rests_for_the_linger_after_each_chunk():
+    outbox = Outbox(window=4, max_records=100, linger=LINGER)
+    assert outbox.resting_until == float("-inf") + LINGER  # never cut: no rest
+    outbox.add(block(1), now=10.0)
+    assert outbox.resting_until == 10.0 + LINGER
+    outbox.accepted(now=10.0)
+    assert [numbers(c) for c in outbox.add(block(2), now=10.0 + LINGER)] == [[2]]
+    assert outbox.resting_until == 10.0 + 2 * LINGER
+
+
+def test_records_gathered_without_cutting_travel_in_one_chunk():
+    # what several pipes held at one moment: the first must not go alone
+    outbox = Outbox(window=4, max_records=100, linger=LINGER)
+    assert outbox.add(block(1), now=10.0, cut=False) == []
+    assert outbox.add(block(2), now=10.0, cut=False) == []
+    assert [numbers(c) for c in outbox.flush(now=10.0)] == [[1, 2]]
+
+
 def test_a_late_flush_sends_the_lingering_records():
     outbox = Outbox(window=4, max_records=100, linger=LINGER)
     outbox.add(block(1), now=10.0)

@@ -33,19 +33,19 @@ def store(tmp_path):
     store.close()
 
 
-def test_insert_returns_how_many_were_new(store):
-    assert store.insert([log(1), log(2)]) == 2
-    assert store.insert([log(2), log(3)]) == 1
+def test_insert_returns_the_records_that_were_new(store):
+    assert store.insert([log(1), log(2)]) == [log(1), log(2)]
+    assert store.insert([log(2), log(3)]) == [log(3)]
     assert store.count("task-1") == 3
 
 
 def test_large_calls_store_every_row(store):
-    assert store.insert([log(n) for n in range(1, 1235)]) == 1234
+    assert len(store.insert([log(n) for n in range(1, 1235)])) == 1234
     assert [r["lineNumber"] for r in store.fetch("task-1")] == list(range(1, 1235))
 
 
 def test_duplicates_within_one_call_are_dropped(store):
-    assert store.insert([log(1), log(1), log(1, message="a retry says the same")]) == 1
+    assert store.insert([log(1), log(1), log(1, message="a retry says the same")]) == [log(1)]
     assert [r["message"] for r in store.fetch("task-1")] == ["line 1"]
 
 
@@ -97,5 +97,5 @@ def test_reopening_keeps_the_rows(tmp_path):
     first.insert([log(1)])
     first.close()
     again = LogStore(path)
-    assert again.insert([log(1), log(2)]) == 1
+    assert again.insert([log(1), log(2)]) == [log(2)]
     again.close()
