@@ -31,6 +31,7 @@ class ScriptedApi:
 
     def __init__(self) -> None:
         self.requests: list[tuple[float, str]] = []  # (monotonic time, path)
+        self.post_paths: list[tuple[float, str]] = []  # the same, of POST requests only
         self.answers: deque[tuple[int, dict[str, str]]] = deque()  # for the next REST posts
         self.batch_endpoint = True
         self.websocket = True
@@ -40,11 +41,13 @@ class ScriptedApi:
         self.answers.extend([(status, headers)] * times)
 
     def posts(self) -> list[tuple[float, str]]:
-        return [(at, path) for at, path in self.requests if path.startswith("/api/")]
+        return [(at, path) for at, path in self.post_paths if path.startswith("/api/")]
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):
         self.requests.append((time.monotonic(), request.path))
+        if request.method == "POST":  # not the agent's health checks (GET /api/v1/health)
+            self.post_paths.append((time.monotonic(), request.path))
         if request.path.startswith("/ws/") and not self.websocket:
             raise web.HTTPServiceUnavailable()
         if request.method != "POST":
