@@ -60,16 +60,17 @@ class LinkProxy:
     @staticmethod
     def _pump(client: socket.socket, server: socket.socket) -> None:
         selector = selectors.DefaultSelector()
-        selector.register(client, selectors.EVENT_READ, server)
-        selector.register(server, selectors.EVENT_READ, client)
         try:
+            # a pair dropped as soon as it was accepted is closed already (fd -1)
+            selector.register(client, selectors.EVENT_READ, server)
+            selector.register(server, selectors.EVENT_READ, client)
             while True:
                 for key, _ in selector.select():
                     data = key.fileobj.recv(1 << 16)
                     if not data:
                         return
                     key.data.sendall(data)
-        except OSError:
+        except (OSError, ValueError):
             return  # dropped
         finally:
             selector.close()
