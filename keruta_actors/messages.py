@@ -9,6 +9,8 @@ measurements behind it):
                      or RestConnection --(HTTP POST)--> keruta API (fallback)
     Connection --BatchesAcked--> Batcher --Drained--> Supervisor --AgentFinished--> CLI
     SourceReader --InputEnded--> Supervisor
+    AlertEvaluator --ShipAgentRecord--> Supervisor --> SourceReader (then down the pipeline)
+    HealthChecker --QueryMemory--> Supervisor --MemoryMeasured--> HealthChecker
 
 Rules every type here keeps:
 - frozen, slotted dataclasses with plain, pickle-able fields (Thespian drops
@@ -219,6 +221,19 @@ class DeliveryReport:
     delivered: int
     undelivered: int
     filtered: dict[str, int]
+
+
+# --- The agent's own records -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShipAgentRecord:
+    """AlertEvaluator -> Supervisor -> SourceReader: ship a record of the
+    agent's own (source `agent`) on the task's stream, like a line read."""
+
+    level: str  # DEBUG, INFO, WARN or ERROR
+    message: str
+    metadata: tuple[tuple[str, Any], ...] = ()  # besides the agent's shared metadata
 
 
 # --- Memory ------------------------------------------------------------------------

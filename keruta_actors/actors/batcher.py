@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from keruta_actors import meter
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import (
     Batches,
@@ -72,6 +73,7 @@ class Batcher(Stage):
             self.policy.offer(chunk.block, time.monotonic())
         self.draining = self.draining or chunk.final
         self.buffer.adjust(self.waiting())
+        meter.current().not_shipped(chunk.not_shipped)  # counted upstream, reported once, here
         self._dispatch(time.monotonic())
 
     def holding_back(self) -> bool:
@@ -101,6 +103,8 @@ class Batcher(Stage):
         confirmed = self.ledger.acked(message.batch_ids, time.time(), dict(message.rejected))
         if confirmed.rejected:
             self.not_shipped["rejected_by_server"] += confirmed.rejected
+            meter.current().not_shipped((("rejected_by_server", confirmed.rejected),))
+        meter.current().delivered(confirmed.batches, confirmed.confirmed_at)
         self._report_progress(time.monotonic())
         self._dispatch(time.monotonic())
         self.settle_upstream()
@@ -130,6 +134,7 @@ class Batcher(Stage):
             deadline = self.policy.next_deadline()
             if deadline is not None:
                 self.wake_at(deadline)
+        meter.current().buffer(self.waiting(), self.buffer.size)
         self._report_if_drained()
 
     def _send(self, numbered: list) -> None:

@@ -7,6 +7,7 @@ applies the chain to each chunk and passes on the survivors and the counts.
 
 from __future__ import annotations
 
+from keruta_actors import meter
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import Chunk, Configure
 from keruta_actors.policy.filters import FilterChain, credentials
@@ -23,6 +24,7 @@ class Filter(Stage):
         )
 
     def on_chunk(self, chunk: Chunk) -> None:
+        meter.current().read(chunk.block)  # every record read passes here first
         if chunk.block is None:
             self.emit(None, chunk.final)
             return

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from keruta_actors.actors.stage import Stage
+from keruta_actors.agent_records import AgentRecords
 from keruta_actors.adapters.child_process import ChildProcess
 from keruta_actors.adapters.inputs import Pipe, TailedFile, agent_stdin, offsets_file
 from keruta_actors.errors import ChildStartError
@@ -34,6 +35,7 @@ from keruta_actors.messages import (
     Configure,
     Delivered,
     InputEnded,
+    ShipAgentRecord,
     Terminate,
 )
 from keruta_actors.policy.filters import SecretMasker, credentials
@@ -87,6 +89,7 @@ class SourceReader(Stage):
         self.stop_requested = False
         self.watched: tuple[int, ...] = ()
         self.gathering = False  # reading every pipe at once: cut after the last
+        self.agent_records: AgentRecords | None = None  # alerts, once one is shipped
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
@@ -171,6 +174,13 @@ class SourceReader(Stage):
         for stream in self.streams:
             if isinstance(stream.source, TailedFile) and stream.namespace in progress:
                 stream.source.delivered(progress[stream.namespace])
+
+    def receiveMsg_ShipAgentRecord(self, message: ShipAgentRecord, sender) -> None:
+        if self.started and not self.finished:
+            if self.agent_records is None:
+                plan = self.configured.plan
+                self.agent_records = AgentRecords(plan.run_id, {"processId": plan.cli_pid, **self.base_metadata})
+            self.emit(self.agent_records.block(message.level, message.message, dict(message.metadata), time.time()))
 
     def receiveMsg_Terminate(self, message: Terminate, sender) -> None:
         if self.child is not None:

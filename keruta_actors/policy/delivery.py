@@ -16,13 +16,21 @@ from keruta_actors.records import RecordBlock
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
-    """The outcome of an acknowledgement: how many records it confirmed, how
-    long each took from being read to being confirmed, and how many the
-    server refused."""
+    """The outcome of an acknowledgement: how many records it confirmed, the
+    batches it confirmed (at `confirmed_at`, the epoch seconds it was given),
+    and how many records the server refused."""
 
     records: int
-    latencies: tuple[float, ...]
+    batches: tuple[RecordBlock, ...]
+    confirmed_at: float
     rejected: int = 0
+
+    @property
+    def latencies(self) -> tuple[float, ...]:
+        """How long each record took from being read to being confirmed
+        (never negative: clocks may differ). Computed on demand: the metrics
+        bucket the batches' timestamps without it (telemetry.py)."""
+        return tuple(max(0.0, self.confirmed_at - stamp) for batch in self.batches for stamp in batch.timestamps)
 
 
 class DeliveryLedger:
@@ -52,19 +60,19 @@ class DeliveryLedger:
         batch id, how many records the server refused: done with, but not
         delivered."""
         count = refused = 0
-        latencies: list[float] = []
+        batches: list[RecordBlock] = []
         for batch_id in batch_ids:
             batch = self._unacked.pop(batch_id, None)
             if batch is None:
                 continue
             count += len(batch)
             refused += min(len(batch), (rejected or {}).get(batch_id, 0))
-            latencies.extend(max(0.0, now - timestamp) for timestamp in batch.timestamps)
+            batches.append(batch)
             if len(batch):
                 last = max(batch.line_numbers)
                 self.progress[batch.run_id] = max(last, self.progress.get(batch.run_id, 0))
         self.delivered += count - refused
-        return Confirmed(count - refused, tuple(latencies), refused)
+        return Confirmed(count - refused, tuple(batches), now, refused)
 
     def unacked(self) -> list[tuple[int, RecordBlock]]:
         """Every batch still waiting for confirmation, oldest first."""
