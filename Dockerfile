@@ -19,12 +19,15 @@ RUN pip install .
 USER keruta
 WORKDIR /home/keruta
 
-# Prometheus metrics and /health (monitoring.prometheus.port); configure with
-# KERUTA_* environment variables, e.g. KERUTA_MONITORING__BINDADDRESS=0.0.0.0
-# to let the kubelet reach the probe.
+# /metrics, /health and /livez on monitoring.prometheus.port, turned on here.
+# They listen on loopback unless KERUTA_MONITORING__BINDADDRESS=0.0.0.0 lets
+# Prometheus or the kubelet reach them.
+ENV KERUTA_MONITORING__PROMETHEUS__ENABLED=true
 EXPOSE 9090
+# Liveness, not /health: an agent that falls back to REST or to its spool is
+# unhealthy by /health, yet alive, and must not be restarted for it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9090/health', timeout=4).status != 200)"
+    CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9090/livez', timeout=4).status != 200)"
 
 ENTRYPOINT ["python", "-m", "keruta_actors"]
 CMD ["start"]

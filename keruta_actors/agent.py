@@ -5,7 +5,8 @@ The actors run on Thespian's simpleSystemBase, driven by the reactor
 blocks. Signals end the loop's wait at once (through the reactor's wake
 pipe) and are forwarded to the child through the supervisor; the run then
 drains as usual. The system is shut down on every way out: the run
-finishing, an error, or a signal.
+finishing, an error, or a signal. Monitoring (monitoring.py) starts beside
+the supervisor and stops after the actors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from thespian.actors import ActorSystem
 from keruta_actors.actors.supervisor import Supervisor
 from keruta_actors.adapters.reactor import Reactor
 from keruta_actors.logsetup import log_config
+from keruta_actors.monitoring import Monitoring
 from keruta_actors.messages import AgentFinished, RunPlan, StartAgent, Terminate
 
 SYSTEM_BASE = "simpleSystemBase"
@@ -33,8 +35,10 @@ def run_agent(settings, plan: RunPlan) -> AgentFinished:
     previous = {signum: signal.signal(signum, lambda signum, _: pending_signals.append(signum))
                 for signum in FORWARDED_SIGNALS}
     previous_wakeup_fd = signal.set_wakeup_fd(loop.wake_fd)
+    monitoring = None
     try:
         supervisor = system.createActor(Supervisor)
+        monitoring = Monitoring.start(system, settings, plan, supervisor)
         loop.tell(supervisor, StartAgent(settings, plan))
         while True:
             while pending_signals:
@@ -48,4 +52,6 @@ def run_agent(settings, plan: RunPlan) -> AgentFinished:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         system.shutdown()
+        if monitoring is not None:
+            monitoring.close()
         loop.close()

@@ -428,11 +428,19 @@ class Prometheus:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthChecks:
+    interval: float = _setting(_duration(positive=True))  # how often the checks run
+    timeout: float = _setting(_duration(positive=True))  # the API check's own
+    liveness_timeout: float = _setting(_duration(positive=True))  # actors silent this long: /livez is 503
+
+
+@dataclass(frozen=True, slots=True)
 class Monitoring:
     enabled: bool = _setting(_boolean)
     bind_address: str = _setting(_host)
     metrics: tuple[str, ...] = _setting(_metric_names)
     prometheus: Prometheus
+    health: HealthChecks
 
 
 @dataclass(frozen=True, slots=True)

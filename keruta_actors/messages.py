@@ -10,6 +10,8 @@ measurements behind it):
     Connection --BatchesAcked--> Batcher --Drained--> Supervisor --AgentFinished--> CLI
     SourceReader --InputEnded--> Supervisor
     Supervisor --CloseInput--> SourceReader --InputAccount--> Supervisor   (the run's account)
+    AlertEvaluator --ShipAgentRecord--> Supervisor --> SourceReader (then down the pipeline)
+    HealthChecker --QueryMemory--> Supervisor --MemoryMeasured--> HealthChecker
 
 Rules every type here keeps:
 - frozen, slotted dataclasses with plain, pickle-able fields (Thespian drops
@@ -262,6 +264,19 @@ class DeliveryReport:
     # (((namespace, source), records), ...): done with above the watermark
     # (acknowledged out of order, or not shipped), though still in the spool
     done_above: tuple = ()
+
+
+# --- The agent's own records -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShipAgentRecord:
+    """AlertEvaluator -> Supervisor -> SourceReader: ship a record of the
+    agent's own (source `agent`) on the task's stream, like a line read."""
+
+    level: str  # DEBUG, INFO, WARN or ERROR
+    message: str
+    metadata: tuple[tuple[str, Any], ...] = ()  # besides the agent's shared metadata
 
 
 # --- Memory ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ keeps the suite quick; `ci` runs more examples within CI's time budget;
 
 import json
 import os
+import socket
 import time
 from collections import deque
 
@@ -30,6 +31,7 @@ class ScriptedApi:
 
     def __init__(self) -> None:
         self.requests: list[tuple[float, str]] = []  # (monotonic time, path)
+        self.post_paths: list[tuple[float, str]] = []  # the same, of POST requests only
         self.answers: deque[tuple[int, dict[str, str]]] = deque()  # for the next REST posts
         self.batch_endpoint = True
         self.websocket = True
@@ -39,11 +41,13 @@ class ScriptedApi:
         self.answers.extend([(status, headers)] * times)
 
     def posts(self) -> list[tuple[float, str]]:
-        return [(at, path) for at, path in self.requests if path.startswith("/api/")]
+        return [(at, path) for at, path in self.post_paths if path.startswith("/api/")]
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):
         self.requests.append((time.monotonic(), request.path))
+        if request.method == "POST":  # not the agent's health checks (GET /api/v1/health)
+            self.post_paths.append((time.monotonic(), request.path))
         if request.path.startswith("/ws/") and not self.websocket:
             raise web.HTTPServiceUnavailable()
         if request.method != "POST":
@@ -63,3 +67,11 @@ class ScriptedApi:
 @pytest.fixture
 def scripted_api():
     return ScriptedApi()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

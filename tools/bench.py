@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: the whole agent, beside its peers, in one run.
 
-    python tools/bench.py [--quick] [--lines N] [--json PATH] [--chart PATH] [--rest] [--compare-filters] [--spool]
+    python tools/bench.py [--quick] [--lines N] [--json PATH] [--chart PATH] [--rest] [--compare-filters]
+                          [--metrics] [--spool]
 
 Every sender reads the same child (tools/bench.py's WRITER: distinct
 110-byte lines, half on stdout, half on stderr) and every run uses the
@@ -428,6 +429,86 @@ def spool_costs(sink: NullSink, workdir: Path, lines: int) -> dict[str, dict]:
     return rows
 
 
+# --- the cost of metrics (--metrics) ---------------------------------------------------
+
+SMALL_RUN = 5_000
+
+
+def metrics_cost(sink: NullSink, workdir: Path, lines: int, repeats: int = 3) -> dict[str, dict]:
+    """CPU with monitoring off, and on with /metrics scraped every second, at
+    batchSize 100, alternated `repeats` times (medians), at `lines` lines and
+    at SMALL_RUN lines: the difference between the two sizes is the cost per
+    line, the small run's the fixed cost (start-up, imports, threads). And the
+    meter's own calls timed in this process, per line, as the agent makes
+    them (one per chunk read, one per acknowledgement)."""
+    import threading
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from keruta_actors.agent_meter import Meter
+    from keruta_actors.records import RecordBlock
+
+    small = SMALL_RUN
+    cpu: dict[tuple[str, int], list[float]] = {}
+    for _ in range(repeats):
+        for size in (small, lines):
+            for name in ("metrics off", "metrics on"):
+                port = free_port()
+                extra = ({"KERUTA_MONITORING__ENABLED": "false"} if name == "metrics off" else
+                         {"KERUTA_MONITORING__PROMETHEUS__ENABLED": "true",
+                          "KERUTA_MONITORING__PROMETHEUS__PORT": str(port)})
+                done = threading.Event()
+
+                def scrape() -> None:
+                    while not done.wait(1.0):
+                        try:
+                            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+                        except OSError:
+                            pass
+                threading.Thread(target=scrape, daemon=True).start()
+                task_id, result = agent(sink, workdir, size, 0, 100, extra=extra)
+                done.set()
+                if throughput(name, task_id, result, sink, size)["lines"] != size:
+                    print(f"    {name}, {size} lines: not all stored ({result['problem']})", flush=True)
+                cpu.setdefault((name, size), []).append(result["cpu_s"])
+    median = {key: statistics.median(values) for key, values in cpu.items()}
+    rows: dict[str, dict] = {}
+    for name in ("metrics off", "metrics on"):
+        rows[name] = {"name": name, "cpu_s": {str(size): cpu[name, size] for size in (small, lines)},
+                      "us_per_line": (median[name, lines] - median[name, small]) * 1e6 / (lines - small),
+                      "fixed_ms": median[name, small] * 1e3}
+    shared = ({"processId": 1},) * 3
+    timed: dict[str, float] = {}
+    for chunk, per_ack in ((4096, 128), (100, 10), (10, 1)):
+        meter = Meter(CollectorRegistry(), "bench", ["logCount", "errorRate", "latency", "memoryUsage"], 1 << 29, 0.0)
+        block = RecordBlock.of_lines("run", "stdout", 1, time.time(), ["INFO"] * (chunk - 1) + ["ERROR"],
+                                     [(f"line {n}", None) for n in range(chunk)], shared)
+        batches = block.cut([chunk // per_ack] * per_ack)
+        count = 0
+        started = time.process_time()
+        while count < 200_000:
+            meter.read(block)
+            meter.not_shipped(())
+            meter.buffer(count % 7, 1000)
+            meter.delivered(batches, time.time())
+            meter.sent("websocket", per_ack, 100 * chunk)
+            count += chunk
+        timed[f"{chunk}-line chunks"] = (time.process_time() - started) * 1e6 / count
+        generate_latest(meter.registry)
+    rows["meter calls"] = {"name": "meter calls (in process)", "us_per_line_by_chunk": timed}
+    return rows
+
+
+def show_metrics_cost(rows: dict[str, dict]) -> None:
+    off, on = rows["metrics off"], rows["metrics on"]
+    for row in (off, on):
+        print(f"{row['name']}: {row['us_per_line']:.2f} µs/line, {row['fixed_ms']:.0f} ms for a {SMALL_RUN:,}-line run")
+    print(f"metrics cost: {on['us_per_line'] - off['us_per_line']:+.2f} µs/line, "
+          f"{on['fixed_ms'] - off['fixed_ms']:+.0f} ms fixed")
+    calls = rows["meter calls"]["us_per_line_by_chunk"]
+    print("meter calls alone: " + ", ".join(f"{v:.3f} µs/line in {k}" for k, v in calls.items()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer lines and shorter runs: under two minutes")
@@ -437,6 +518,7 @@ def main() -> int:
     parser.add_argument("--rest", action="store_true", help="also run the agent over its REST fallback only")
     parser.add_argument("--compare-filters", action="store_true", help="also run batchSize 100 without filters")
     parser.add_argument("--spool", action="store_true", help="also run batchSize 100 and 10 with the spool on and off")
+    parser.add_argument("--metrics", action="store_true", help="also compare CPU per line with metrics off and on")
     parser.add_argument("--peer", choices=("transport", "naive"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("writer", nargs="*", help=argparse.SUPPRESS)
@@ -464,6 +546,9 @@ def main() -> int:
                 show(rows["no filters b=100"])
             if args.spool:
                 rows |= spool_costs(sink, workdir, lines)
+            metrics = metrics_cost(sink, workdir, lines) if args.metrics else None
+            if metrics:
+                show_metrics_cost(metrics)
             if args.rest:
                 rest = {"KERUTA_WEBSOCKET_URL": f"ws://127.0.0.1:{free_port()}/ws/tasks",
                         "KERUTA_WEBSOCKET_MAX_RECONNECT_ATTEMPTS": "1", "KERUTA_API__RATELIMIT__REQUESTSPERMINUTE": "0"}
@@ -496,6 +581,8 @@ def main() -> int:
     show_targets(figures)
     report = {"lines": lines, "cores": os.cpu_count(), "figures": figures,
               "runs": {name: {k: v for k, v in row.items() if k != "cdf_ms"} for name, row in rows.items()}}
+    if metrics:
+        report["metrics_cost"] = metrics
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"\nreport: {args.json}")
     if args.chart:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 
+from keruta_actors import meter
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import (
     Batches,
@@ -79,6 +80,7 @@ class Batcher(Stage):
         self.dropped = []
         self.draining = self.draining or chunk.final
         self.buffer.adjust(self.waiting())
+        meter.current().not_shipped(by_reason(chunk.not_shipped).items())  # counted upstream, reported once, here
         self._dispatch(time.monotonic())
         self._report_progress(time.monotonic())
 
@@ -110,20 +112,20 @@ class Batcher(Stage):
         confirmed = self.ledger.acked(message.batch_ids, time.time(), dict(message.rejected))
         for stream, count in confirmed.rejected_by_stream:
             self.not_shipped[(*stream, "rejected_by_server")] += count
+        if confirmed.rejected:
+            meter.current().not_shipped((("rejected_by_server", confirmed.rejected),))
+        meter.current().delivered(confirmed.batches, confirmed.confirmed_at)
         self._report_progress(time.monotonic())
         self._dispatch(time.monotonic())
         self.settle_upstream()
 
     def receiveMsg_ReportDelivery(self, message: ReportDelivery, sender) -> None:
-        by_reason: dict[str, int] = {}
-        for (_, _, reason), count in self.not_shipped.items():
-            by_reason[reason] = by_reason.get(reason, 0) + count
         self.send(
             sender,
             DeliveryReport(
                 delivered=self.ledger.delivered,
                 undelivered=self.ledger.undelivered + self.waiting(),
-                filtered=by_reason,
+                filtered=by_reason(self.not_shipped.items()),
                 delivered_by_stream=tuple(self.ledger.delivered_by_stream.items()),
                 not_shipped=tuple(self.not_shipped.items()),
                 watermarks=tuple(self._watermarks().items()),
@@ -146,6 +148,7 @@ class Batcher(Stage):
             deadline = self.policy.next_deadline()
             if deadline is not None:
                 self.wake_at(deadline)
+        meter.current().buffer(self.waiting(), self.buffer.size)
         self._report_if_drained()
 
     def _send(self, numbered: list) -> None:
@@ -181,3 +184,11 @@ class Batcher(Stage):
             self.progress_due = 0.0  # the last word on progress goes out before the run ends
             self._report_progress(time.monotonic())
             self.send(self.configured.supervisor, Drained(self.ledger.delivered))
+
+
+def by_reason(counts) -> dict[str, int]:
+    """Not-shipped counts keyed (namespace, source, reason), summed by reason."""
+    summed: dict[str, int] = {}
+    for (_, _, reason), count in counts:
+        summed[reason] = summed.get(reason, 0) + count
+    return summed

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 
+from keruta_actors import meter
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters import reactor
 from keruta_actors.adapters.process_memory import release_memory
@@ -35,6 +37,7 @@ from keruta_actors.messages import (
 )
 from keruta_actors.policy.ordering import InOrder
 from keruta_actors.policy.receipts import Receipts, encode_batch
+from keruta_actors.policy.server_errors import Fatal, Rejected, ServerErrors, SlowDown, error_type
 from keruta_actors.records import LogMessageEncoder
 
 
@@ -45,6 +48,11 @@ class Connection(KerutaActor):
         self.connected = False
         self.lost = False
         self.in_order: InOrder[Batches] = InOrder()
+        self.held: deque[Batches] = deque()  # in order, waiting out a slow-down
+        self.paused_until: float | None = None
+        self.server_errors = ServerErrors()
+        self.on_the_wire: dict[int, tuple[int, int]] = {}  # batch id -> (records, bytes), until confirmed
+        self.rejected: list[tuple[int, int]] = []  # (batch id, records) the server refused
 
     def receiveMsg_Configure(self, message: Configure, sender) -> None:
         if self.link is not None:
@@ -86,17 +94,27 @@ class Connection(KerutaActor):
         if self.lost:
             return
         # The server must see each stream in order.
-        ready = self.in_order.arrived(message.seq, message)
+        self.held.extend(self.in_order.arrived(message.seq, message))
         self._handle_events()  # a hello may be waiting: it decides the framing
-        for batches in ready:
-            if self.lost:
+        self._send_held(time.monotonic())
+
+    def _send_held(self, now: float) -> None:
+        if self.paused_until is not None:
+            if now < self.paused_until:  # the server asked us to slow down
+                if self.held:
+                    self.wake_at(self.paused_until)
                 return
-            self._send_batches(batches)
+            self.paused_until = None
+        while self.held and not self.lost:
+            self._send_batches(self.held.popleft())
 
     def _send_batches(self, message: Batches) -> None:
         for batch_id, batch in message.batches:
+            size = 0
             for frame in encode_batch(batch_id, batch, self.encoder, self.receipts.batch_frames):
                 self.link.send_text(frame)
+                size += len(frame)
+            self.on_the_wire[batch_id] = (len(batch), size)
         ping = self.receipts.sent(tuple(batch_id for batch_id, _ in message.batches), time.monotonic())
         if ping is not None:
             self.link.ping(ping.marker)
@@ -124,6 +142,8 @@ class Connection(KerutaActor):
             return
         if now >= self.heartbeat_due:
             self._heartbeat(now)
+        if not self.lost:
+            self._send_held(now)
         if not self.lost:
             self.wake_at(self.heartbeat_due)
 
@@ -173,15 +193,34 @@ class Connection(KerutaActor):
         elif kind == "ping":
             self.link.send_text('{"type":"pong"}')
         elif kind == "error":
-            self.log.warning("the server reported %s: %s", frame.get("code"), frame.get("message"))
+            return self._server_error(frame)
         elif kind != "subscribed":
             self.log.warning("ignored a server message of unknown type %.40r", kind)
+        return ()
+
+    def _server_error(self, frame: dict) -> tuple[int, ...]:
+        """An `error` frame: counted, logged, and acted on (policy/server_errors.py)."""
+        meter.current().error(error_type(frame.get("code")))
+        self.log.warning("the server reported %s: %s", frame.get("code"), frame.get("message"))
+        decision = self.server_errors.received(frame, time.monotonic())
+        if isinstance(decision, Fatal):
+            self._lose(decision.problem, fatal=True)
+        elif isinstance(decision, SlowDown):
+            self.paused_until = max(decision.until, self.paused_until or 0.0)
+        elif isinstance(decision, Rejected) and decision.batch_id in self.on_the_wire:
+            self.rejected.append((decision.batch_id, self.on_the_wire.pop(decision.batch_id)[0]))
+            return (decision.batch_id,)
         return ()
 
     def _confirm(self, batch_ids: list[int]) -> None:
         """One message for all that one read of the socket confirms."""
         if batch_ids:
-            self.send(self.batcher, BatchesAcked(tuple(batch_ids)))
+            self.send(self.batcher, BatchesAcked(tuple(batch_ids), tuple(self.rejected)))
+            sizes = [self.on_the_wire.pop(i)[1] for i in batch_ids if i in self.on_the_wire]
+            meter.current().sent("websocket", len(sizes), sum(sizes))
+            if sizes:
+                self.server_errors.confirmed()
+        self.rejected = []
 
     def _lose(self, problem: str, fatal: bool = False, unserved: bool = False) -> None:
         if self.lost:

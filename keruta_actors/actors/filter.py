@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 
+from keruta_actors import meter
 from keruta_actors.actors.stage import Stage
 from keruta_actors.messages import Chunk, Configure
 from keruta_actors.policy.filters import FilterChain, credentials
@@ -27,6 +28,7 @@ class Filter(Stage):
         )
 
     def on_chunk(self, chunk: Chunk) -> None:
+        meter.current().read(chunk.block)  # every record read passes here first
         if chunk.block is None:
             self.emit(None, chunk.final, through=chunk.through)
             return

@@ -18,6 +18,7 @@ import random
 import time
 from collections import deque
 
+from keruta_actors import meter
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.adapters import reactor
 from keruta_actors.adapters.process_memory import release_memory
@@ -63,6 +64,7 @@ class RestConnection(KerutaActor):
         self.rejected: dict[int, int] = {}  # batch id -> records refused
         self.in_order: InOrder[Batches] = InOrder()
         self.posting = False  # a request is with the worker
+        self.stored_bytes = 0  # of requests stored since the last report
 
     def receiveMsg_Configure(self, message: Configure, sender) -> None:
         if self.client is not None or self.lost:
@@ -155,6 +157,7 @@ class RestConnection(KerutaActor):
             self.request_limit = max(1, len(self.request) // 2)
             self.request = []
         elif isinstance(decision, Wait):
+            meter.current().error("api")
             wait = decision.until - time.monotonic()
             self.log.warning("REST request failed: %s; trying again in %.1fs", decision.why, wait)
         elif isinstance(decision, Fail):
@@ -182,6 +185,7 @@ class RestConnection(KerutaActor):
     def _finish_request(self, rejected: bool) -> None:
         """The request's records are done with: stored, or refused for good."""
         count = len(self.request)
+        self.stored_bytes += 0 if rejected else sum(map(len, self.request))
         self.request = []
         while count:
             batch_id, batch = self.queue[0]
@@ -200,6 +204,8 @@ class RestConnection(KerutaActor):
             return
         rejected = tuple((batch_id, self.rejected.pop(batch_id)) for batch_id in self.done if batch_id in self.rejected)
         self.send(self.configured.downstream, BatchesAcked(tuple(self.done), rejected))
+        meter.current().sent("rest", len(self.done), self.stored_bytes)
+        self.stored_bytes = 0
         self.done = []
 
     def _lose(self, problem: str, fatal: bool) -> None:

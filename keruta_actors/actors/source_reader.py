@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from keruta_actors.actors.stage import Stage
 from keruta_actors.adapters import reactor
+from keruta_actors.agent_records import AgentRecords
 from keruta_actors.adapters.child_process import ChildProcess
 from keruta_actors.adapters.inputs import Pipe, TailedFile, agent_stdin, offsets_file
 from keruta_actors.adapters.write_ahead import WriteAhead
@@ -47,6 +48,7 @@ from keruta_actors.messages import (
     Delivered,
     InputAccount,
     InputEnded,
+    ShipAgentRecord,
     Terminate,
     WorkDone,
 )
@@ -105,6 +107,7 @@ class SourceReader(Stage):
         self.stop_requested = False
         self.watched: tuple[int, ...] = ()
         self.gathering = False  # reading every pipe at once: cut after the last
+        self.agent_records: AgentRecords | None = None  # alerts, once one is shipped
 
     def receiveMessage(self, message, sender):
         super().receiveMessage(message, sender)
@@ -252,6 +255,7 @@ class SourceReader(Stage):
             self.sync_worker.stop()
         wal = self.wal or WriteAhead(None, self.log)
         labels = {(s.namespace, s.wire_source): s.label for s in self.streams}
+        labels[(getattr(self, "run_id", ""), "agent")] = "agent"  # alerts' records
         streams = set(wal.read) | set(wal.held_at_open) | set(left)
         self.send(sender, InputAccount(
             read=tuple(wal.read.items()),
@@ -261,6 +265,18 @@ class SourceReader(Stage):
             spool=wal.directory,
             problem=wal.problem,
         ))
+
+    def receiveMsg_ShipAgentRecord(self, message: ShipAgentRecord, sender) -> None:
+        if self.started and not self.finished and not self.closed:
+            if self.agent_records is None:
+                plan = self.configured.plan
+                self.agent_records = AgentRecords(self.run_id, {"processId": plan.cli_pid, **self.base_metadata})
+                # numbered on after what the spool holds of the agent's stream
+                self.agent_records.line_number = self.wal.last_line_number(self.run_id, "agent")
+            block = self.agent_records.block(message.level, message.message, dict(message.metadata), time.time())
+            ready = self.wal.take(block, room=not self.holding_back())  # written ahead, like a line read
+            if ready is not None:
+                self.emit(ready)
 
     def receiveMsg_Terminate(self, message: Terminate, sender) -> None:
         if self.child is not None:

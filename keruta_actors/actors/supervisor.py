@@ -31,6 +31,7 @@ from dataclasses import replace
 
 from thespian.actors import ActorExitRequest, ChildActorExited, PoisonMessage
 
+from keruta_actors import meter
 from keruta_actors.actors.base import KerutaActor
 from keruta_actors.actors.batcher import Batcher
 from keruta_actors.actors.connection import Connection
@@ -55,6 +56,7 @@ from keruta_actors.messages import (
     QueryMemory,
     RelieveMemory,
     ReportDelivery,
+    ShipAgentRecord,
     StartAgent,
     Terminate,
     UseConnection,
@@ -132,6 +134,7 @@ class Supervisor(KerutaActor):
         kind = self._kind_of(message.generation)
         if kind is None or self.finished:
             return
+        meter.current().link_up(kind)
         if kind == WEBSOCKET and (self.transport.websocket.attempts or REST in self.links):
             back = "; the REST fallback is retired" if REST in self.links else ""
             self.log.warning("connected to %s again%s", self.started.settings.websocket.url, back)
@@ -159,6 +162,7 @@ class Supervisor(KerutaActor):
         if isinstance(lost, Chunk):
             if lost.size:
                 self.lost[(*lost.block.stream, "stage_failure")] += lost.size  # counted, never a silent drop
+            meter.current().not_shipped((("stage_failure", lost.size),))
             self.log.error("a stage failed twice on a chunk; %d records were not shipped", lost.size)
         else:
             self.log.error("an actor failed twice on %s", type(lost).__name__)
@@ -168,6 +172,10 @@ class Supervisor(KerutaActor):
 
     def receiveMsg_QueryMemory(self, message: QueryMemory, sender) -> None:
         self.send(sender, MemoryMeasured(self.memory.last if self.started is not None else None))
+
+    def receiveMsg_ShipAgentRecord(self, message: ShipAgentRecord, sender) -> None:
+        if self.started is not None:
+            self.send(self.reader, message)
 
     def receiveMsg_InputEnded(self, message: InputEnded, sender) -> None:
         self.exit_code = message.exit_code
@@ -255,6 +263,7 @@ class Supervisor(KerutaActor):
     def _watch_memory(self) -> None:
         """Measure the agent; near the limit, have every stage give memory back."""
         reading = measure(self.memory.limit_bytes)
+        meter.current().memory(reading)
         decision = self.memory.observe(reading)
         if isinstance(decision, Steady):
             return
@@ -290,11 +299,13 @@ class Supervisor(KerutaActor):
         for action in actions:
             if isinstance(action, Start):
                 self.link_generation += 1
+                meter.current().link_started(action.kind)
                 address = self.createActor(CONNECTION_ACTORS[action.kind])
                 self.links[action.kind] = (self.link_generation, address)
                 self.send(address, self._configure(self.batcher))
             elif isinstance(action, Use):
                 address = self.links[action.kind][1] if action.kind is not None else None
+                meter.current().using(action.kind)
                 self.send(self.batcher, UseConnection(address))
             elif isinstance(action, Retire):
                 self._retire(action.kind)
@@ -311,6 +322,7 @@ class Supervisor(KerutaActor):
 
     def _link_failed(self, kind: str, problem: str, fatal: bool, unserved: bool = False) -> None:
         self._retire(kind)
+        meter.current().link_lost(kind, fatal, unserved)
         if fatal or not self.problem_is_fatal:  # the run's summary names what retrying cannot fix
             self.problem, self.problem_is_fatal = problem, fatal
         now = time.monotonic()

@@ -127,3 +127,26 @@ class AlertEvaluator:
             tracked.fired = None
             return AlertResolved(rule, value, tracked.since, now)
         return None
+
+
+def alert_note(decision: Decision) -> tuple[str, str, dict]:
+    """How a decision is reported on the task's stream and in the agent's log:
+    (level, message, metadata). The level follows the rule's severity, for
+    firing and resolving alike: critical is ERROR, the others WARN."""
+    rule = decision.rule
+    firing = isinstance(decision, AlertFired)
+    level = "ERROR" if rule.severity == "critical" else "WARN"
+    value = _shown(decision.value)
+    if firing:
+        message = f"alert {rule.name} firing: {rule.condition} has held for {rule.duration:g}s (now {value})"
+    else:
+        message = f"alert {rule.name} resolved: {rule.condition} no longer holds (now {value})"
+    metadata = {"alert": rule.name, "severity": rule.severity, "state": "firing" if firing else "resolved",
+                "condition": str(rule.condition), "value": decision.value}
+    return level, message, metadata
+
+
+def _shown(value: float | str | None) -> str:
+    if value is None:
+        return "no value"
+    return value if isinstance(value, str) else f"{value:.4g}"

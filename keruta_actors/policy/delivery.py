@@ -22,14 +22,22 @@ StreamKey = tuple  # (namespace, source)
 
 @dataclass(frozen=True, slots=True)
 class Confirmed:
-    """The outcome of an acknowledgement: how many records it confirmed, how
-    long each took from being read to being confirmed, and how many the
-    server refused (in all, and per stream)."""
+    """The outcome of an acknowledgement: how many records it confirmed, the
+    batches it confirmed (at `confirmed_at`, the epoch seconds it was given),
+    and how many records the server refused (in all, and per stream)."""
 
     records: int
-    latencies: tuple[float, ...]
+    batches: tuple[RecordBlock, ...]
+    confirmed_at: float
     rejected: int = 0
     rejected_by_stream: tuple[tuple[StreamKey, int], ...] = ()
+
+    @property
+    def latencies(self) -> tuple[float, ...]:
+        """How long each record took from being read to being confirmed
+        (never negative: clocks may differ). Computed on demand: the metrics
+        bucket the batches' timestamps without it (telemetry.py)."""
+        return tuple(max(0.0, self.confirmed_at - stamp) for batch in self.batches for stamp in batch.timestamps)
 
 
 class DeliveryLedger:
@@ -63,7 +71,7 @@ class DeliveryLedger:
         batch id, how many records the server refused: done with, but not
         delivered."""
         count = refused = 0
-        latencies: list[float] = []
+        batches: list[RecordBlock] = []
         refused_by: Counter[StreamKey] = Counter()
         for batch_id in batch_ids:
             batch = self._unacked.pop(batch_id, None)
@@ -76,9 +84,9 @@ class DeliveryLedger:
                 refused_by[batch.stream] += no
             self.delivered_by_stream[batch.stream] += len(batch) - no
             self._recently_done.append((batch.stream, batch.line_numbers[0], len(batch)))
-            latencies.extend(max(0.0, now - timestamp) for timestamp in batch.timestamps)
+            batches.append(batch)
         self.delivered += count - refused
-        return Confirmed(count - refused, tuple(latencies), refused, tuple(refused_by.items()))
+        return Confirmed(count - refused, tuple(batches), now, refused, tuple(refused_by.items()))
 
     def done_above(self, watermarks: dict[StreamKey, int]) -> dict[StreamKey, int]:
         """Per stream, records acknowledged (delivered or refused) above its

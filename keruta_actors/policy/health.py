@@ -6,6 +6,18 @@ as soon as one of them is. So an agent whose WebSocket is down reports 503
 even while REST or the spool carry its records: the report says what is
 wrong, and the message says where the records go meanwhile.
 
+One exception: a *retired* WebSocket (the server answered the handshake with
+an HTTP status: it serves no log WebSocket, as the keruta API deployed today)
+while REST carries the records is healthy. REST is then the way that server
+takes logs, not a fallback from a failure, and a /health that answered 503
+for every run against it would say nothing. The check's message still says
+so. (The `websocket_status` alert signal stays literal: `retired` is not
+`connected`; see the README.)
+
+/health answers from the checks' last results (`Snapshot`), which the health
+checker actor refreshes; the HTTP thread never waits on a check. A snapshot
+not refreshed within `stale_after` seconds answers 503 for every check.
+
 Liveness is another question: do the agent's actors still answer? An agent
 falling back to REST or to the spool is alive and must not be restarted, so
 liveness looks at nothing but the actors' replies. Container health checks
@@ -17,7 +29,7 @@ Latencies are seconds, as in the metrics; timestamps are RFC 3339 UTC.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Mapping
 
 from keruta_actors.policy.memory import MemoryReading
@@ -53,6 +65,8 @@ def websocket_check(status: str, transport: str, down_since: float | None, now: 
     records go to now (websocket, rest or spool)."""
     if status == "connected":
         return Check(True, "connected")
+    if status == "retired" and transport == "rest":
+        return Check(True, "retired: the server serves no log WebSocket here; records go over REST")
     how_long = f" for {now - down_since:.0f}s" if down_since is not None else ""
     where = {"rest": "records go over REST", "spool": "records wait in the spool"}.get(transport, "")
     return Check(False, f"{status}{how_long}" + (f"; {where}" if where else ""), error=status)
@@ -85,3 +99,24 @@ def liveness_report(replied_at: Mapping[str, float | None], now: float, stale_af
         "silent": silent,
     }
     return (UNAVAILABLE if silent else OK), body
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the HTTP thread answers from: the checks' last results and when
+    the actors last answered (wall-clock seconds). Immutable; the health
+    checker swaps in a new one whole."""
+
+    checks: tuple[tuple[str, Check], ...] = ()
+    checked_at: float | None = None  # when the checks were last refreshed
+    replied_at: float | None = None  # the actors' last round trip
+
+    def health(self, now: float, stale_after: float) -> tuple[int, dict]:
+        checks = dict(self.checks)
+        if self.checked_at is not None and now - self.checked_at > stale_after:
+            stale = f"not checked for {now - self.checked_at:.0f}s: the agent's actors do not answer"
+            checks = {name: replace(check, healthy=False, error=stale) for name, check in checks.items()}
+        return health_report(checks, now)
+
+    def liveness(self, now: float, stale_after: float) -> tuple[int, dict]:
+        return liveness_report({"actors": self.replied_at}, now, stale_after)

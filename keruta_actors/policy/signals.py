@@ -17,7 +17,7 @@ less per sample than placing each one (see telemetry.py).
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from typing import Sequence
 
@@ -33,6 +33,23 @@ def bucket_counts(samples: Sequence[float], bounds: Sequence[float] = LATENCY_BU
     ordered = sorted(samples)
     edges = [bisect_right(ordered, bound) for bound in bounds] + [len(ordered)]
     return [high - low for low, high in zip([0, *edges], edges)]
+
+
+def bucket_counts_since(stamps: Sequence[float], now: float,
+                        bounds: Sequence[float] = LATENCY_BUCKETS) -> tuple[list[int], float]:
+    """`bucket_counts` of the latencies `now - stamp`, and their sum, without
+    computing a latency per sample: a latency is within a bound when its
+    stamp is at or after `now - bound`, so sorting the stamps once (a chunk's
+    are mostly equal and in order, which Timsort takes in one pass) and
+    bisecting per bound is enough. A stamp after `now` (clocks differ)
+    counts as no latency, never a negative one."""
+    ordered = sorted(stamps)
+    total = len(ordered)
+    within = [total - bisect_left(ordered, now - bound) for bound in bounds] + [total]
+    counts = [high - low for low, high in zip([0, *within], within)]
+    # sum, not fsum: the sum's rounding (a millisecond in 10^12 s) is far
+    # below what the histogram resolves, and fsum costs twice as much
+    return counts, max(0.0, total * now - sum(ordered))
 
 
 def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]) -> float | None:

@@ -81,7 +81,9 @@ def build_app(
     app.router.add_get(logs + "/stats", LogsStatsEndpoint(reader).get)
     app.router.add_get(logs + "/export", LogsExportEndpoint(reader).get)
     app.router.add_get(API_PATH + "/tasks", TasksListEndpoint(reader).get)
-    app.router.add_get("/health", HealthEndpoint(reader).get)
+    health = HealthEndpoint(reader)
+    app.router.add_get("/health", health.get)
+    app.router.add_get(API_PATH + "/health", health.get)  # where the keruta API has it, for the agent's check
     add_viewer(app.router)
     if retention is not None:
         app.cleanup_ctx.append(_pruning(store, retention))

@@ -67,8 +67,8 @@ def guard(token: str | None, reads_per_minute: float) -> Callable[..., Awaitable
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(API_PATH + "/"):
-            return await handler(request)
+        if not request.path.startswith(API_PATH + "/") or request.path == API_PATH + "/health":
+            return await handler(request)  # /health, like the keruta API's, is open
         if token is not None:
             given = credentials(request.headers)
             if not any(token_matches(c, token) for c in given):

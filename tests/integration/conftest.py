@@ -4,7 +4,6 @@ on 127.0.0.1) against the real reference receiver."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -46,14 +45,6 @@ class AgentRun:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return found
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

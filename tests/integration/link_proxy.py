@@ -1,6 +1,7 @@
 """A TCP proxy on 127.0.0.1 that can drop every connection through it at
-once (a reset, as a dead node or a restarted load balancer would), for
-fault tests between the real agent and the real receiver."""
+once (a reset, as a dead node or a restarted load balancer would), and
+refuse new ones while `refusing` (a server gone away), for fault tests
+between the real agent and the real receiver."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class LinkProxy:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self.dropped = 0  # connections cut so far
+        self.refusing = False  # reset every new connection at once
         self._thread = threading.Thread(target=self._accept, name="link-proxy", daemon=True)
 
     def __enter__(self) -> "LinkProxy":
@@ -37,8 +39,7 @@ class LinkProxy:
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
             for sock in pair:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
+                _reset(sock)
         self.dropped += len(pairs)
         return len(pairs)
 
@@ -48,6 +49,9 @@ class LinkProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.refusing:
+                _reset(client)
+                continue
             server = socket.create_connection(self.upstream)
             with self._lock:
                 self._pairs.append((client, server))
@@ -56,16 +60,22 @@ class LinkProxy:
     @staticmethod
     def _pump(client: socket.socket, server: socket.socket) -> None:
         selector = selectors.DefaultSelector()
-        selector.register(client, selectors.EVENT_READ, server)
-        selector.register(server, selectors.EVENT_READ, client)
         try:
+            # a pair dropped as soon as it was accepted is closed already (fd -1)
+            selector.register(client, selectors.EVENT_READ, server)
+            selector.register(server, selectors.EVENT_READ, client)
             while True:
                 for key, _ in selector.select():
                     data = key.fileobj.recv(1 << 16)
                     if not data:
                         return
                     key.data.sendall(data)
-        except OSError:
+        except (OSError, ValueError):
             return  # dropped
         finally:
             selector.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

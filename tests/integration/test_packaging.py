@@ -62,5 +62,9 @@ def test_the_dockerfile_keeps_its_promises():
     assert re.search(r"^USER (?!root)\w+$", text, re.M)
     assert 'ENTRYPOINT ["python", "-m", "keruta_actors"]' in text
     assert 'CMD ["start"]' in text
-    assert re.search(r"^EXPOSE 9090$", text, re.M) and "HEALTHCHECK" in text and "/health" in text
+    assert re.search(r"^EXPOSE 9090$", text, re.M)
+    assert re.search(r"^ENV KERUTA_MONITORING__PROMETHEUS__ENABLED=true$", text, re.M)
+    # the container's health check asks liveness: falling back to REST is no reason to restart
+    healthcheck = text[text.index("HEALTHCHECK"):].split("\n\n")[0]
+    assert "http://127.0.0.1:9090/livez" in healthcheck and "/health'" not in healthcheck
     assert (ROOT / "settings.toml").resolve() == (ROOT / "keruta_actors" / "settings.toml").resolve()

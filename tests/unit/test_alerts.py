@@ -14,6 +14,7 @@ from keruta_actors.policy.alerts import (
     AlertFired,
     AlertResolved,
     Rule,
+    alert_note,
 )
 
 DEFAULTS = [  # the design document's four rules
@@ -105,3 +106,16 @@ def test_fires_only_after_holding_for_duration_and_resolves_when_it_stops(script
             held_since = None
         assert (evaluator.state("r") == FIRING) == firing
         assert len(evaluator.firing()) == firing
+
+
+def test_alert_notes_say_what_fired_and_what_resolved_at_the_severity_s_level():
+    critical = Rule.parse("websocket_disconnected", "websocket_status != 'connected'", 30.0, "critical")
+    level, message, metadata = alert_note(AlertFired(critical, "retired", since=0.0, at=30.0))
+    assert (level, message) == ("ERROR", "alert websocket_disconnected firing: websocket_status != 'connected' "
+                                         "has held for 30s (now retired)")
+    assert metadata == {"alert": "websocket_disconnected", "severity": "critical", "state": "firing",
+                        "condition": "websocket_status != 'connected'", "value": "retired"}
+    warning = Rule.parse("high_latency", "latency > 1s", 120.0, "warning")
+    level, message, metadata = alert_note(AlertResolved(warning, 0.25, since=0.0, at=200.0))
+    assert (level, metadata["state"]) == ("WARN", "resolved")
+    assert message == "alert high_latency resolved: latency > 1s no longer holds (now 0.25)"

@@ -2,6 +2,7 @@ import json
 
 from keruta_actors.policy.health import (
     Check,
+    Snapshot,
     api_check,
     health_report,
     liveness_report,
@@ -64,3 +65,24 @@ def test_liveness_looks_only_at_the_actors_replies():
         200, {"status": "alive", "timestamp": "2024-05-01T12:00:00.250Z", "silent": []})
     status, body = liveness_report({"batcher": NOW - 11, "connection": None, "filter": NOW}, NOW, stale_after=10)
     assert (status, body["status"], body["silent"]) == (503, "dead", ["batcher", "connection"])
+
+
+def test_a_retired_websocket_is_healthy_while_rest_carries_the_records():
+    # The deployed keruta API serves no log WebSocket: REST is its way, not a fallback.
+    assert websocket_check("retired", "rest", NOW - 100, NOW).healthy
+    assert "records go over REST" in websocket_check("retired", "rest", NOW - 100, NOW).message
+    assert not websocket_check("retired", "spool", NOW - 100, NOW).healthy
+    assert not websocket_check("disconnected", "rest", NOW - 100, NOW).healthy
+
+
+def test_a_snapshot_answers_from_cached_checks_and_goes_stale_with_the_actors():
+    checks = (("websocket", websocket_check("connected", "websocket", None, NOW)), ("api", api_check(200, 0.01)),
+              ("memory", memory_check(MemoryReading(10 * MIB, 1, 512 * MIB))))
+    snapshot = Snapshot(checks, checked_at=NOW, replied_at=NOW)
+    assert snapshot.health(NOW + 1, stale_after=30)[0] == 200
+    assert snapshot.liveness(NOW + 1, stale_after=30)[0] == 200
+    status, body = snapshot.health(NOW + 31, stale_after=30)
+    assert status == 503 and body["checks"]["api"]["error"].startswith("not checked for 31s")
+    assert snapshot.liveness(NOW + 31, stale_after=30) == (
+        503, {"status": "dead", "timestamp": "2024-05-01T12:00:31.250Z", "silent": ["actors"]})
+    assert Snapshot().health(NOW, 30)[0] == 503  # nothing checked yet

@@ -50,6 +50,7 @@ EXAMPLES = {
     messages.WorkDone: messages.WorkDone("post", ("an outcome", 201)),
     messages.Delivered: messages.Delivered(((("run1", "stdout"), 10), (("task.file-1a2b", "stdout"), 3))),
     messages.RelieveMemory: messages.RelieveMemory(),
+    messages.ShipAgentRecord: messages.ShipAgentRecord("ERROR", "alert fired", (("alert", "high_latency"),)),
     messages.QueryMemory: messages.QueryMemory(),
     messages.MemoryMeasured: messages.MemoryMeasured(MemoryReading(100 << 20, 8, 512 << 20)),
 }

@@ -8,6 +8,7 @@ from keruta_actors.policy.signals import (
     Latency,
     SlidingCounts,
     bucket_counts,
+    bucket_counts_since,
     histogram_quantile,
 )
 
@@ -69,3 +70,14 @@ def test_latency_is_the_p99_of_the_window():
     latency.add(bucket_counts([0.1] * 98 + [3.0] * 2), 0.0)
     assert latency.value(1.0) == pytest.approx(2.5 + 2.5 * 0.5)
     assert latency.value(120.0) is None
+
+
+@given(st.lists(st.floats(min_value=900.0, max_value=1100.0), max_size=60), st.floats(min_value=950.0, max_value=1050.0))
+def test_bucketing_stamps_agrees_with_bucketing_their_latencies(stamps, now):
+    counts, total = bucket_counts_since(stamps, now)
+    latencies = [max(0.0, now - stamp) for stamp in stamps]
+    # A latency on a bound's edge may round either way: compare away from them.
+    if all(min(abs(latency - bound) for bound in LATENCY_BUCKETS) > 1e-9 for latency in latencies):
+        assert counts == bucket_counts(latencies)
+    if all(stamp <= now for stamp in stamps):
+        assert total == pytest.approx(sum(latencies), abs=1e-6)

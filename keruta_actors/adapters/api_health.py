@@ -1,0 +1,48 @@
+"""The keruta API's health endpoint, for the health checker's `api` check.
+
+`GET {api.url}/health`: the deployed keruta API's HealthController answers
+at /api/v1/health, and so does the reference receiver. It blocks for up to
+its timeout, so the health checker runs it on its worker thread. No
+credentials are sent: a health endpoint does not need them. TLS is verified
+as for delivery (`verify`: True, a CA bundle's path, or False), and proxies
+are not taken from the environment (SPEC §10). urllib, not requests: this
+check runs in every monitored run, and requests costs every run that loads
+it megabytes and start-up time.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+from keruta_actors.errors import classify, root_cause
+from keruta_actors.policy.health import Check, api_check
+
+
+def health_url(api_url: str) -> str:
+    return api_url.rstrip("/") + "/health"
+
+
+def check_api(url: str, timeout: float, verify: bool | str = True) -> Check:
+    started = time.monotonic()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=_tls(verify)))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (OSError, ValueError) as error:
+        return api_check(None, time.monotonic() - started, f"{url}: {classify(root_cause(error))[1]}")
+    return api_check(status, time.monotonic() - started)
+
+
+def _tls(verify: bool | str) -> ssl.SSLContext:
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
