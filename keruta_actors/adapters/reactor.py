@@ -59,6 +59,8 @@ class Reactor:
         self._timers: dict[str, tuple[float, int]] = {}  # key -> (due, generation)
         self._posted: queue.SimpleQueue = queue.SimpleQueue()  # (actor, message) from workers
         self._wake_read, self._wake_write = os.pipe()
+        self._wake_lock = threading.Lock()
+        self._closed = False
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self.outside: list[Any] = []  # messages the actors sent out of the system
@@ -74,8 +76,10 @@ class Reactor:
         global _current
         if _current is self:
             _current = None
-        os.close(self._wake_read)
-        os.close(self._wake_write)
+        with self._wake_lock:  # a worker finishing now must not write to a closed (or reused) descriptor
+            self._closed = True
+            os.close(self._wake_read)
+            os.close(self._wake_write)
 
     @property
     def wake_fd(self) -> int:
@@ -107,10 +111,13 @@ class Reactor:
     def post(self, actor, message) -> None:
         """From any thread: deliver `message` to `actor` from the loop."""
         self._posted.put((actor, message))
-        try:
-            os.write(self._wake_write, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full of wake-ups already
+        with self._wake_lock:
+            if self._closed:
+                return  # the loop is gone (a job outlived the agent's shutdown): nobody is left to tell
+            try:
+                os.write(self._wake_write, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full of wake-ups already
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -121,3 +121,31 @@ def test_a_forgotten_actors_timer_is_not_delivered(system, run_for):
     current().forget(actor)
     run_for(0.1)
     assert events(system, actor) == []
+
+
+def test_a_job_that_outlives_the_loop_is_dropped_quietly():
+    """A worker finishing after the agent shut its loop down (a spool fsync
+    under way at exit) must not write to the closed wake pipe, whose
+    descriptor may by then belong to another file."""
+    import threading
+
+    from thespian.actors import ActorSystem
+
+    from keruta_actors.adapters.reactor import Reactor, Worker
+
+    system = ActorSystem("simpleSystemBase", transientUnique=True)
+    loop = Reactor(system)
+    release = threading.Event()
+    worker = Worker(loop, actor=None, name="late")
+    worker.submit("late", release.wait)
+    worker.stop()
+    system.shutdown()
+    loop.close()
+    errors = []
+    threading.excepthook, previous = (lambda args: errors.append(args.exc_value)), threading.excepthook
+    try:
+        release.set()
+        worker._thread.join(timeout=5)
+    finally:
+        threading.excepthook = previous
+    assert errors == []
