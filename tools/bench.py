@@ -111,8 +111,9 @@ def wait_for_port(port: int) -> None:
 
 
 class Server:
-    def __init__(self, command: list[str], port: int) -> None:
+    def __init__(self, command: list[str], port: int, workdir: Path) -> None:
         self.port = port
+        self.state_dir = workdir / "agent-state"  # the agents' spools: gone with the run
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port)
         self.ws_url = f"ws://127.0.0.1:{port}/ws/tasks"
@@ -124,9 +125,9 @@ class Server:
 
 
 class NullSink(Server):
-    def __init__(self) -> None:
+    def __init__(self, workdir: Path) -> None:
         port = free_port()
-        super().__init__([sys.executable, str(ROOT / "tools" / "null_sink.py"), "--port", str(port)], port)
+        super().__init__([sys.executable, str(ROOT / "tools" / "null_sink.py"), "--port", str(port)], port, workdir)
 
     def stored(self, task_id: str) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats?task={task_id}") as answer:
@@ -138,7 +139,7 @@ class Receiver(Server):
         port = free_port()
         self.db_path = workdir / "bench.db"
         super().__init__([sys.executable, "-m", "keruta_actors", "receiver", "--port", str(port),
-                          "--db", str(self.db_path)], port)
+                          "--db", str(self.db_path)], port, workdir)
 
     def latencies(self, task_id: str) -> list[float]:
         """Each stored line's latency from written (stamped in it) to stored."""
@@ -158,6 +159,7 @@ def agent_env(server: Server, batch_size: int, extra: dict | None = None) -> dic
         "KERUTA_LOGGING__OUTPUT": "stderr",
         "KERUTA_LOGGING__FORMAT": "text",
         "KERUTA_LOG_BATCH_SIZE": str(batch_size),
+        "KERUTA_LOGSTREAMING__STATEDIR": str(server.state_dir),
     } | (extra or {})
 
 
@@ -531,7 +533,7 @@ def main() -> int:
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        sink, receiver = NullSink(), Receiver(workdir)
+        sink, receiver = NullSink(workdir), Receiver(workdir)
         try:
             print(f"{os.cpu_count()} cores; {lines:,} lines per throughput run", flush=True)
             for batch_size in (100, 10):

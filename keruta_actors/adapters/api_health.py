@@ -12,6 +12,7 @@ it megabytes and start-up time.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 import urllib.error
@@ -27,16 +28,22 @@ def health_url(api_url: str) -> str:
 
 def check_api(url: str, timeout: float, verify: bool | str = True) -> Check:
     started = time.monotonic()
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         urllib.request.HTTPSHandler(context=_tls(verify)))
     try:
-        with opener.open(url, timeout=timeout) as response:
+        with _opener(verify).open(url, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as error:
         status = error.code
     except (OSError, ValueError) as error:
         return api_check(None, time.monotonic() - started, f"{url}: {classify(root_cause(error))[1]}")
     return api_check(status, time.monotonic() - started)
+
+
+@functools.cache
+def _opener(verify: bool | str) -> urllib.request.OpenerDirector:
+    """Built once: loading the system's CA certificates costs ~20 ms of CPU,
+    which every check of an idle agent would otherwise pay."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                       urllib.request.HTTPSHandler(context=_tls(verify)))
 
 
 def _tls(verify: bool | str) -> ssl.SSLContext:
