@@ -4,8 +4,8 @@ source's bytes, into records.
 Every source is a stream with its own line numbering and id namespace: the
 child's stdout and stderr, the agent's stdin (`--source stdin`) and tailed
 files (`--source file:PATH`). Pipes are read when the reactor reports them
-readable; files are polled on the tick. The child's output is also echoed to the agent's own
-stdout/stderr, so `kubectl logs` still shows the script.
+readable; files are polled on the tick. The child's output is also echoed to
+the agent's own stdout/stderr, so `kubectl logs` still shows the script.
 
 Every block read is appended to the task's write-ahead spool before it goes
 anywhere (adapters/write_ahead.py): it goes on from memory while the pipeline
@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 from keruta_actors.actors.stage import Stage
 from keruta_actors.adapters import reactor
-from keruta_actors.agent_records import AgentRecords
 from keruta_actors.adapters.child_process import ChildProcess
 from keruta_actors.adapters.inputs import Pipe, TailedFile, agent_stdin, offsets_file
 from keruta_actors.adapters.write_ahead import WriteAhead
+from keruta_actors.agent_records import AgentRecords
 from keruta_actors.errors import ChildStartError
 from keruta_actors.messages import (
     ChildFailedToStart,
