@@ -31,9 +31,14 @@ import logging
 import threading
 import time
 import tracemalloc
+from typing import TYPE_CHECKING
 
 from keruta_actors import meter
 from keruta_actors.messages import Configure
+
+if TYPE_CHECKING:  # imported when configured, below
+    from keruta_actors.adapters import message_trace
+    from keruta_actors.adapters.http_server import HttpServer
 
 log = logging.getLogger("keruta_actors.monitoring")
 MIB = 1 << 20

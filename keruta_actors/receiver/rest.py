@@ -21,7 +21,7 @@ import logging
 import math
 import sqlite3
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Awaitable, Callable, Mapping
 
 from aiohttp import web
 

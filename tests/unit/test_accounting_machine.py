@@ -18,7 +18,7 @@ from collections import Counter
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from keruta_actors.adapters.write_ahead import WriteAhead
 from keruta_actors.config import SpoolSettings

@@ -44,14 +44,17 @@ def run_writer(code, *args, prefix=()):
 
 
 def test_files_are_0600_in_a_0700_directory(tmp_path):
-    os.umask(old := os.umask(0o022))
-    with Spool.open(str(tmp_path / "state"), "task/1", SMALL) as spool:
-        spool.append(lines(spool.run_id, 1, 200))
-        spool.confirm(spool.run_id, "stdout", 3)
-        assert stat.S_IMODE(os.stat(spool.directory).st_mode) == 0o700
-        assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
-        modes = {name: stat.S_IMODE(os.stat(os.path.join(spool.directory, name)).st_mode)
-                 for name in os.listdir(spool.directory)}
+    old = os.umask(0o022)  # a usual umask, which would leave files 0644 and directories 0755
+    try:
+        with Spool.open(str(tmp_path / "state"), "task/1", SMALL) as spool:
+            spool.append(lines(spool.run_id, 1, 200))
+            spool.confirm(spool.run_id, "stdout", 3)
+            assert stat.S_IMODE(os.stat(spool.directory).st_mode) == 0o700
+            assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
+            modes = {name: stat.S_IMODE(os.stat(os.path.join(spool.directory, name)).st_mode)
+                     for name in os.listdir(spool.directory)}
+    finally:
+        os.umask(old)
     assert spool.directory.endswith("task_1.spool")
     assert set(modes) >= {"lock", "spool.json", "marks.log", "00000001.seg"}
     assert set(modes.values()) == {0o600}
