@@ -34,6 +34,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
+from keruta_actors import meter
 from keruta_actors.actors.stage import Stage
 from keruta_actors.adapters import reactor
 from keruta_actors.adapters.child_process import ChildProcess
@@ -194,6 +195,8 @@ class SourceReader(Stage):
         if self.closed:
             return
         self._sync_spool(now)
+        if self.wal is not None:
+            self.wal.report(meter.current())
         if self.input_ended:
             self.wake_at(now + POLL_INTERVAL)  # the spool's fsync goes on while the backlog drains
             return

@@ -164,6 +164,13 @@ class Spool:
         return self._dirty and self._fsync.mode == "interval"
 
     @property
+    def pending(self) -> int:
+        """Records spooled and not yet confirmed. Every line read is spooled
+        and numbered, so per stream that is its highest line number less its
+        watermark: no frame need be read (`status` reads them all)."""
+        return sum(high - self._watermarks.get(stream, 0) for stream, high in self._high.items())
+
+    @property
     def max_size(self) -> int:
         return self._limits.max_size
 

@@ -129,6 +129,11 @@ class WriteAhead:
 
     # -- confirmations, fsync, the end ------------------------------------------------
 
+    def report(self, meter) -> None:
+        """The spool's bytes and unconfirmed records, for the metrics."""
+        if self.spool is not None:
+            meter.spool(self.spool.size, self.spool.pending)
+
     def confirm(self, progress) -> None:
         """Streams' watermarks ((namespace, source), line): the spool may forget below them."""
         if self.spool is None:

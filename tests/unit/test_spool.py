@@ -60,6 +60,17 @@ def test_files_are_0600_in_a_0700_directory(tmp_path):
     assert set(modes.values()) == {0o600}
 
 
+def test_pending_counts_what_is_spooled_and_not_yet_confirmed(tmp_path):
+    with Spool.open(str(tmp_path), "t", SMALL) as spool:
+        assert spool.pending == 0
+        spool.append(lines(spool.run_id, 1, 30))
+        spool.append(lines(spool.run_id, 1, 5, source="stderr"))
+        assert spool.pending == 35
+        spool.confirm(spool.run_id, "stdout", 20)
+        assert spool.pending == 15
+        assert spool.pending == sum(status.records for status in spool.status())
+
+
 def test_a_restart_replays_in_order_under_the_same_ids_and_continues_numbering(tmp_path):
     with Spool.open(str(tmp_path), "t", SMALL) as spool:
         run_id = spool.run_id
