@@ -9,6 +9,8 @@ work="$root/quickstart"
 mkdir -p "$work"
 db="$work/receiver.db"
 rm -f "$db" "$db-wal" "$db-shm"  # each quickstart shows its own run
+state="$work/state"  # the task's spool: a task id resumes where it left off, so start afresh
+rm -rf "$state"
 port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
 "$python" -m keruta_actors receiver --port "$port" --db "$db" > "$work/receiver.log" 2>&1 &
@@ -22,7 +24,7 @@ done
 echo "== streaming examples/build_job.py as task 'quickstart' to the receiver on 127.0.0.1:$port"
 status=0
 KERUTA_WEBSOCKET_URL="ws://127.0.0.1:$port/ws/tasks" KERUTA_API_URL="http://127.0.0.1:$port/api/v1" \
-    KERUTA_LOGGING__FORMAT=text KERUTA_LOGGING__OUTPUT=stderr \
+    KERUTA_LOGSTREAMING__STATEDIR="$state" KERUTA_LOGGING__FORMAT=text KERUTA_LOGGING__OUTPUT=stderr \
     "$python" -m keruta_actors start --task-id quickstart -- "$python" "$root/examples/build_job.py" || status=$?
 echo "== the agent exited with $status (the job's own exit code)"
 echo "== what the receiver stored (the 'password' line was filtered out):"
