@@ -45,7 +45,7 @@ class HealthChecker(KerutaActor):
         self.limit_bytes = message.settings.log_streaming.performance.memory_limit_mb * MIB
         self.url = health_url(message.settings.api.url)
         security = message.settings.websocket.security
-        self.verify = (security.cert_path or True) if security.verify_cert else False
+        self.tls = (security.verify_cert, security.cert_path)
         self.worker = reactor.Worker(reactor.current(), self.myAddress, "keruta-health")
         self.replied_at = time.time()  # the agent has just started: alive until shown otherwise
         self.on_tick(time.monotonic())
@@ -54,8 +54,8 @@ class HealthChecker(KerutaActor):
         self.send(self.configured.supervisor, QueryMemory())
         if not self.checking_api:
             self.checking_api = True
-            url, timeout, verify = self.url, self.health.timeout, self.verify
-            self.worker.submit("api", lambda: check_api(url, timeout, verify))
+            url, timeout, tls = self.url, self.health.timeout, self.tls
+            self.worker.submit("api", lambda: check_api(url, timeout, *tls))
         self._publish()
         self.wake_at(now + self.health.interval)
 

@@ -4,8 +4,8 @@
 at /api/v1/health, and so does the reference receiver. It blocks for up to
 its timeout, so the health checker runs it on its worker thread. No
 credentials are sent: a health endpoint does not need them. TLS is verified
-as for delivery (`verify`: True, a CA bundle's path, or False), and proxies
-are not taken from the environment (SPEC §10). urllib, not requests: this
+as for delivery (adapters/tls.py), and proxies are not taken from the
+environment (SPEC §10). urllib, not requests: this
 check runs in every monitored run, and requests costs every run that loads
 it megabytes and start-up time.
 """
@@ -13,11 +13,11 @@ it megabytes and start-up time.
 from __future__ import annotations
 
 import functools
-import ssl
 import time
 import urllib.error
 import urllib.request
 
+from keruta_actors.adapters.tls import client_context
 from keruta_actors.errors import classify, root_cause
 from keruta_actors.policy.health import Check, api_check
 
@@ -26,10 +26,10 @@ def health_url(api_url: str) -> str:
     return api_url.rstrip("/") + "/health"
 
 
-def check_api(url: str, timeout: float, verify: bool | str = True) -> Check:
+def check_api(url: str, timeout: float, verify_cert: bool = True, ca_file: str = "") -> Check:
     started = time.monotonic()
     try:
-        with _opener(verify).open(url, timeout=timeout) as response:
+        with _opener(verify_cert, ca_file).open(url, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as error:
         status = error.code
@@ -39,17 +39,8 @@ def check_api(url: str, timeout: float, verify: bool | str = True) -> Check:
 
 
 @functools.cache
-def _opener(verify: bool | str) -> urllib.request.OpenerDirector:
+def _opener(verify_cert: bool, ca_file: str) -> urllib.request.OpenerDirector:
     """Built once: loading the system's CA certificates costs ~20 ms of CPU,
     which every check of an idle agent would otherwise pay."""
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                       urllib.request.HTTPSHandler(context=_tls(verify)))
-
-
-def _tls(verify: bool | str) -> ssl.SSLContext:
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    context = client_context(verify_cert, ca_file)
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))

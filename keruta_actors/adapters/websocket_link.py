@@ -32,6 +32,7 @@ from keruta_actors.adapters.frames import (
     FrameReader,
     client_frame,
 )
+from keruta_actors.adapters.tls import client_context
 from keruta_actors.endpoints import Credentials, clear_text_refusal
 from keruta_actors.errors import LinkError
 
@@ -178,11 +179,7 @@ class WebSocketLink:
         that websocket-client does not reach for WEBSOCKET_CLIENT_CA_BUNDLE."""
         if urlsplit(self.url).scheme != "wss":
             return {}
-        context = ssl.create_default_context(cafile=self.ca_file or None)
-        if not self.verify_cert:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return {"context": context}
+        return {"context": client_context(self.verify_cert, self.ca_file)}
 
 
 def describe(error: BaseException) -> str:
