@@ -63,12 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     spool = commands.add_parser("spool", help="show what a task's spool holds, or deliver it")
     spool.add_argument("action", choices=("status", "flush"))
-    spool.add_argument("--task-id", default=os.environ.get("KERUTA_TASK_ID"), metavar="ID",
-                       help="the keruta task id (default: $KERUTA_TASK_ID)")
-    spool.add_argument("--config", action="append", default=[], metavar="FILE")
-    spool.add_argument("--api-url", metavar="URL", help="the keruta API (api.url); a bare host gets /api/v1")
-    spool.add_argument("--log-level", metavar="LEVEL", help="the agent's own log level")
-    spool.add_argument("--verbose", action="store_true", help="the agent's own log at DEBUG")
+    add_agent_options(spool)
     spool.set_defaults(handler=cmd_spool, disable_log_streaming=False, source=[], work_dir=None)
 
     receiver = commands.add_parser("receiver", help="run the reference keruta API log receiver")
@@ -86,16 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
+def add_agent_options(parser: argparse.ArgumentParser) -> None:
+    """What every command that runs the agent takes (start, execute, spool)."""
     parser.add_argument("--task-id", default=os.environ.get("KERUTA_TASK_ID"), metavar="ID",
                         help="the keruta task id (default: $KERUTA_TASK_ID)")
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
                         help="a YAML, JSON or TOML file; may be repeated")
     parser.add_argument("--api-url", metavar="URL",
                         help="the keruta API (api.url); a bare host gets /api/v1")
-    parser.add_argument("--work-dir", metavar="DIR", help="the command's working directory (default: this one)")
     parser.add_argument("--log-level", metavar="LEVEL", help="the agent's own log level")
     parser.add_argument("--verbose", action="store_true", help="the agent's own log at DEBUG")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    add_agent_options(parser)
+    parser.add_argument("--work-dir", metavar="DIR", help="the command's working directory (default: this one)")
     parser.add_argument("--disable-log-streaming", action="store_true",
                         help="run the command without streaming its output")
     parser.add_argument("--source", action="append", default=[], metavar="file:PATH|stdin",

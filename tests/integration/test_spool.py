@@ -34,8 +34,10 @@ PACED_WRITER = textwrap.dedent(
                 time.sleep(pause)
     except BrokenPipeError:
         pass
-    with open(done, "w") as out:
+    # written whole, then renamed: the test waits for the file to exist
+    with open(done + ".part", "w") as out:
         out.write(str(written))
+    os.rename(done + ".part", done)
     """
 )
 
