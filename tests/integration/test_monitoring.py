@@ -157,15 +157,18 @@ def test_a_server_that_goes_away_turns_health_503_fires_an_alert_and_both_recove
             assert alert["status"]["state"] == "active"
             assert run.sample('keruta_alerts_firing{rule="websocket_disconnected",severity="critical"}') == 1
             assert run.get("/livez")[0] == 200  # falling back is not dying
-            # the alert's own record waits in the spool while nothing can take it
-            poll(lambda: run.sample("keruta_spool_records") >= 1 and run.sample("keruta_spool_bytes") > 0)
+            # what is read waits in the spool while nothing can take it
+            poll(lambda: run.sample("keruta_spool_records") >= 40 and run.sample("keruta_spool_bytes") > 0)
+            backlog = run.sample("keruta_spool_records")
 
             proxy.refusing = False  # it comes back
             poll(lambda: run.json("/health")[0] == 200, timeout=20)
             poll(lambda: not alerts_of(alertmanager_url, run.task_id), timeout=20)
             assert run.sample('keruta_alerts_firing{rule="websocket_disconnected",severity="critical"}') == 0
             assert run.sample('keruta_reconnects_total{transport="websocket"}') >= 1
-            poll(lambda: run.sample("keruta_spool_records") == 0, timeout=20)  # delivered: confirmed
+            # The backlog drains. Not to 0: the child goes on writing, and what
+            # it wrote in the last second or so is not confirmed yet.
+            poll(lambda: run.sample("keruta_spool_records") < backlog / 2, timeout=20)
     # The alert and its resolution reached the task's stream as agent records.
     agent_records = [r for r in receiver.store.fetch(run.task_id) if r["source"] == "agent"]
     assert [(r["level"], r["metadata"]["state"]) for r in agent_records] == [("ERROR", "firing"), ("ERROR", "resolved")]
