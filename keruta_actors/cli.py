@@ -19,12 +19,17 @@ import uuid
 from keruta_actors import __version__
 from keruta_actors.config import ConfigError, load_settings, masked_dict, validate_only
 from keruta_actors.messages import RunPlan
+from keruta_actors.process_exit import leave
 from keruta_actors.units import parse_duration
 
 PROG = "keruta-actors"
 
 
 def main(argv: list[str] | None = None) -> int:
+    return leave(run_command(argv))
+
+
+def run_command(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

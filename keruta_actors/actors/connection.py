@@ -162,6 +162,8 @@ class Connection(KerutaActor):
     def on_exit(self) -> None:
         if self.connected and not self.lost:
             self.link.close()
+        elif self.link is not None and not self.lost:
+            self.link.abort()  # still connecting
 
     def _handle_events(self) -> None:
         confirmed: list[int] = []

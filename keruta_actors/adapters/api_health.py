@@ -29,7 +29,8 @@ def health_url(api_url: str) -> str:
 def check_api(url: str, timeout: float, verify_cert: bool = True, ca_file: str = "") -> Check:
     started = time.monotonic()
     try:
-        with _opener(verify_cert, ca_file).open(url, timeout=timeout) as response:
+        opener = _opener(url.startswith("https:"), verify_cert, ca_file)
+        with opener.open(url, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as error:
         status = error.code
@@ -39,8 +40,11 @@ def check_api(url: str, timeout: float, verify_cert: bool = True, ca_file: str =
 
 
 @functools.cache
-def _opener(verify_cert: bool, ca_file: str) -> urllib.request.OpenerDirector:
+def _opener(tls: bool, verify_cert: bool, ca_file: str) -> urllib.request.OpenerDirector:
     """Built once: loading the system's CA certificates costs ~20 ms of CPU,
-    which every check of an idle agent would otherwise pay."""
+    which every check of an idle agent would otherwise pay; and not at all
+    for plain HTTP."""
+    if not tls:
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
     context = client_context(verify_cert, ca_file)
     return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))

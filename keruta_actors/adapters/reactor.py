@@ -12,7 +12,8 @@ what the multiprocess base did with its own select:
   completion before the loop waits again.
 - Nothing may block the loop: blocking work (connecting, HTTP requests, DNS,
   TLS handshakes) runs on a `Worker` thread, whose results come back to the
-  actor as `WorkDone` messages through the loop.
+  actor as `WorkDone` messages through the loop. `close` waits a moment
+  for the jobs still under way (see `close`).
 - Signals are turned into a byte on the loop's wake pipe
   (`signal.set_wakeup_fd`), so a signal ends the wait at once.
 
@@ -41,6 +42,10 @@ from keruta_actors.messages import FdsReady, Tick, WorkDone
 
 _current: "Reactor | None" = None
 log = logging.getLogger(__name__)
+# How long closing waits for workers' jobs: long enough for the CPU-bound
+# ones (a TLS context, ~20 ms; an fsync); a job blocked on a silent peer is
+# not waited for (see Reactor.close).
+WORKER_GRACE = 2.0
 
 
 def current() -> "Reactor":
@@ -61,6 +66,7 @@ class Reactor:
         self._wake_read, self._wake_write = os.pipe()
         self._wake_lock = threading.Lock()
         self._closed = False
+        self._workers: list[Worker] = []
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self.outside: list[Any] = []  # messages the actors sent out of the system
@@ -72,10 +78,21 @@ class Reactor:
         _current = self
         return self
 
-    def close(self) -> None:
+    def close(self, grace: float = WORKER_GRACE) -> None:
+        """Close the loop, after waiting up to `grace` seconds for the
+        workers' jobs to end. A job may be inside a C library (OpenSSL
+        loading CA certificates, a TLS read) whose exit handlers free what
+        it uses: a process that exits under such a job crashes (SIGSEGV), so
+        one still running after the grace makes the process end without
+        running them (process_exit.leave)."""
         global _current
         if _current is self:
             _current = None
+        deadline = time.monotonic() + grace
+        for worker in self._workers:
+            worker.stop()  # after its queued jobs; a second stop is harmless
+        for worker in self._workers:
+            worker.join(deadline - time.monotonic())
         with self._wake_lock:  # a worker finishing now must not write to a closed (or reused) descriptor
             self._closed = True
             os.close(self._wake_read)
@@ -105,6 +122,10 @@ class Reactor:
         key = actor.actorAddressString
         for table in (self._actors, self._readers, self._writers, self._timers):
             table.pop(key, None)
+
+    def adopt(self, worker: "Worker") -> None:
+        """Track `worker` so that `close` waits for it."""
+        self._workers = [other for other in self._workers if other.running] + [worker]
 
     # -- for worker threads ---------------------------------------------------------
 
@@ -225,8 +246,10 @@ class Worker:
         self._reactor = reactor
         self._actor = actor
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.name = name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        reactor.adopt(self)
 
     def submit(self, tag: str, job: Callable[[], Any]) -> None:
         self._jobs.put((tag, job))
@@ -234,6 +257,14 @@ class Worker:
     def stop(self) -> None:
         """No more jobs; the one under way, if any, finishes on its own."""
         self._jobs.put(None)
+
+    @property
+    def running(self) -> bool:
+        """Its thread is alive: in a job, or (not stopped yet) waiting for one."""
+        return self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(max(0.0, timeout))
 
     def _run(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -91,19 +92,26 @@ class WebSocketLink:
         refusal = clear_text_refusal(self.url, self.credentials is not None, self.allow_clear_text)
         if refusal:
             raise LinkError(refusal, fatal=True)
+        # Made before connecting, so that `abort` can reach its socket.
+        self._socket = websocket.WebSocket(sslopt=self._ssl_options(), skip_utf8_validation=True)
+        self._socket.settimeout(self.timeout)
         try:
-            self._socket = websocket.create_connection(
-                self.url,
-                timeout=self.timeout,
-                header=handshake_headers(self.credentials),
-                sslopt=self._ssl_options(),
-                skip_utf8_validation=True,
-            )
+            self._socket.connect(self.url, header=handshake_headers(self.credentials))
             self._socket.sock.setblocking(False)
         except Exception as error:  # noqa: BLE001 - translated at the boundary
             raise LinkError.from_exception(error, f"cannot connect to {self.url}") from None
         if self.credentials is not None and self.credentials.kind == "bearer":
             self.send_text(json.dumps({"type": "auth", "token": self.credentials.secret}))
+
+    def abort(self) -> None:
+        """From any thread: end a `connect` under way at once (it raises
+        LinkError), so that the agent need not wait out its timeout to exit."""
+        sock = self._socket.sock if self._socket is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected yet, or already closed
 
     def send_text(self, text: str) -> None:
         """Frame `text` for sending; `flush` writes it."""

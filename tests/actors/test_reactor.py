@@ -7,8 +7,10 @@ import os
 import threading
 import time
 
+from thespian.actors import ActorSystem
+
 from keruta_actors.actors.base import KerutaActor
-from keruta_actors.adapters.reactor import Worker, current
+from keruta_actors.adapters.reactor import Reactor, Worker, current
 
 
 class Recorder(KerutaActor):
@@ -127,12 +129,6 @@ def test_a_job_that_outlives_the_loop_is_dropped_quietly():
     """A worker finishing after the agent shut its loop down (a spool fsync
     under way at exit) must not write to the closed wake pipe, whose
     descriptor may by then belong to another file."""
-    import threading
-
-    from thespian.actors import ActorSystem
-
-    from keruta_actors.adapters.reactor import Reactor, Worker
-
     system = ActorSystem("simpleSystemBase", transientUnique=True)
     loop = Reactor(system)
     release = threading.Event()
@@ -140,7 +136,7 @@ def test_a_job_that_outlives_the_loop_is_dropped_quietly():
     worker.submit("late", release.wait)
     worker.stop()
     system.shutdown()
-    loop.close()
+    loop.close(grace=0)
     errors = []
     threading.excepthook, previous = (lambda args: errors.append(args.exc_value)), threading.excepthook
     try:
@@ -149,3 +145,32 @@ def test_a_job_that_outlives_the_loop_is_dropped_quietly():
     finally:
         threading.excepthook = previous
     assert errors == []
+
+
+def test_closing_waits_for_a_job_under_way():
+    """A job inside OpenSSL when the process exits crashes it: close lets
+    the jobs under way end first."""
+    system = ActorSystem("simpleSystemBase", transientUnique=True)
+    loop = Reactor(system)
+    ended = threading.Event()
+    worker = Worker(loop, actor=None, name="busy")
+    worker.submit("job", lambda: (time.sleep(0.3), ended.set()))
+    system.shutdown()
+    loop.close()  # the worker's actor never stopped it: close does
+    assert ended.is_set() and not worker.running
+
+
+def test_closing_waits_no_longer_than_its_grace_for_a_blocked_job():
+    system = ActorSystem("simpleSystemBase", transientUnique=True)
+    loop = Reactor(system)
+    release = threading.Event()
+    worker = Worker(loop, actor=None, name="blocked")
+    worker.submit("job", release.wait)
+    system.shutdown()
+    started = time.monotonic()
+    loop.close(grace=0.2)
+    try:
+        assert 0.2 <= time.monotonic() - started < 2.0
+        assert worker.running
+    finally:
+        release.set()
