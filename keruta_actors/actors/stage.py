@@ -84,7 +84,9 @@ class Stage(KerutaActor):
         self.dropped.extend(dropped)
         if self.outbox.closed and not block:
             return  # the end of the stream was already passed on
-        self._send_cuts(self.outbox.add(block, time.monotonic(), final, cut, through))
+        cuts = self.outbox.add(block, time.monotonic(), final, cut, through)
+        if cut:  # otherwise the caller's flush_lingering cuts, and arms the linger's wakeup
+            self._send_cuts(cuts)
 
     def settle_upstream(self) -> None:
         """Acknowledge upstream chunks that were held back, once there is room."""
