@@ -170,15 +170,19 @@ def writer_command(workdir: Path, lines: int, rate: float, idle: float) -> list[
 
 
 def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dict:
-    """Run a sender to its end: wall time and its own CPU time after the idle
-    spell (the last reading is taken while it is a zombie, before it is
-    reaped, so that nothing of its child is counted), CPU before that
-    (start-up), and peak PSS."""
+    """Run a sender to its end: wall time and its own CPU time from its
+    child's first line (the child, the writer, sleeps `idle` after it starts)
+    to the sender's exit (the last reading is taken while it is a zombie,
+    before it is reaped, so that nothing of its child is counted), CPU
+    before that (start-up), and peak PSS. Both count from the child's first
+    line: a sender that takes longer to start its child (the agent opens
+    its spool and actors first, ~0.3 s) is not charged that time per line."""
     log = workdir / f"sender-{uuid.uuid4().hex[:6]}.log"
     with open(log, "wb") as err:
         popen = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     sender = psutil.Process(popen.pid)
-    started = time.perf_counter()
+    first_line = time.time() + idle  # until the child is seen: when it would write, had it started at once
+    child_seen = False
     peak_pss = 0
     cpu = startup_cpu = 0.0
     while True:
@@ -188,16 +192,21 @@ def run_sender(command: list[str], env: dict, idle: float, workdir: Path) -> dic
                 cpu = times.user + times.system
                 break
             times, pss = sender.cpu_times(), sender.memory_full_info().pss
+            if not child_seen:
+                children = sender.children()
+                if children:
+                    child_seen = True
+                    first_line = children[0].create_time() + idle
         except psutil.NoSuchProcess:
             break
-        since = time.perf_counter() - started
-        if since < idle:
+        if time.time() < first_line:
             startup_cpu = times.user + times.system
         peak_pss = max(peak_pss, pss)
         time.sleep(0.02)
+    ended = time.time()
     code = popen.wait()
     problem = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("keruta-actors:")]
-    return {"seconds": time.perf_counter() - started - idle, "cpu_s": cpu - startup_cpu, "startup_cpu_s": startup_cpu,
+    return {"seconds": ended - first_line, "cpu_s": cpu - startup_cpu, "startup_cpu_s": startup_cpu,
             "exit": code, "peak_pss_mib": peak_pss / 2**20, "problem": problem[-1] if problem else ""}
 
 
