@@ -44,7 +44,7 @@ def _opener(tls: bool, verify_cert: bool, ca_file: str) -> urllib.request.Opener
     """Built once: loading the system's CA certificates costs ~20 ms of CPU,
     which every check of an idle agent would otherwise pay; and not at all
     for plain HTTP."""
-    if not tls:
-        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    context = client_context(verify_cert, ca_file)
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+    handlers: list = [urllib.request.ProxyHandler({})]
+    if tls:
+        handlers.append(urllib.request.HTTPSHandler(context=client_context(verify_cert, ca_file)))
+    return urllib.request.build_opener(*handlers)

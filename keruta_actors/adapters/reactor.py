@@ -246,7 +246,6 @@ class Worker:
         self._reactor = reactor
         self._actor = actor
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.name = name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         reactor.adopt(self)

@@ -125,23 +125,29 @@ def test_a_forgotten_actors_timer_is_not_delivered(system, run_for):
     assert events(system, actor) == []
 
 
+def shut_down_with_a_job(job):
+    """A loop whose actor system is shut down while a worker's `job` runs
+    (the worker not stopped by its actor): the loop, and the worker."""
+    system = ActorSystem("simpleSystemBase", transientUnique=True)
+    loop = Reactor(system)
+    worker = Worker(loop, actor=None, name="job")
+    worker.submit("job", job)
+    system.shutdown()
+    return loop, worker
+
+
 def test_a_job_that_outlives_the_loop_is_dropped_quietly():
     """A worker finishing after the agent shut its loop down (a spool fsync
     under way at exit) must not write to the closed wake pipe, whose
     descriptor may by then belong to another file."""
-    system = ActorSystem("simpleSystemBase", transientUnique=True)
-    loop = Reactor(system)
     release = threading.Event()
-    worker = Worker(loop, actor=None, name="late")
-    worker.submit("late", release.wait)
-    worker.stop()
-    system.shutdown()
+    loop, worker = shut_down_with_a_job(release.wait)
     loop.close(grace=0)
     errors = []
     threading.excepthook, previous = (lambda args: errors.append(args.exc_value)), threading.excepthook
     try:
         release.set()
-        worker._thread.join(timeout=5)
+        worker.join(5)
     finally:
         threading.excepthook = previous
     assert errors == []
@@ -150,23 +156,15 @@ def test_a_job_that_outlives_the_loop_is_dropped_quietly():
 def test_closing_waits_for_a_job_under_way():
     """A job inside OpenSSL when the process exits crashes it: close lets
     the jobs under way end first."""
-    system = ActorSystem("simpleSystemBase", transientUnique=True)
-    loop = Reactor(system)
     ended = threading.Event()
-    worker = Worker(loop, actor=None, name="busy")
-    worker.submit("job", lambda: (time.sleep(0.3), ended.set()))
-    system.shutdown()
+    loop, worker = shut_down_with_a_job(lambda: (time.sleep(0.3), ended.set()))
     loop.close()  # the worker's actor never stopped it: close does
     assert ended.is_set() and not worker.running
 
 
 def test_closing_waits_no_longer_than_its_grace_for_a_blocked_job():
-    system = ActorSystem("simpleSystemBase", transientUnique=True)
-    loop = Reactor(system)
     release = threading.Event()
-    worker = Worker(loop, actor=None, name="blocked")
-    worker.submit("job", release.wait)
-    system.shutdown()
+    loop, worker = shut_down_with_a_job(release.wait)
     started = time.monotonic()
     loop.close(grace=0.2)
     try:
